@@ -1,0 +1,1 @@
+"""Code used by both the gateway listener and the function app."""

@@ -1,0 +1,53 @@
+"""Error types shared by both sides.
+
+The split that matters is *permanent* vs *transient*: a permanent error can never
+succeed on retry (bad envelope, unknown command, 401/403), so the message goes to the
+poison queue at once; a transient one (timeout, 5xx, 429 beyond our wait budget,
+storage hiccup) is raised so the queue redelivers it.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base class for errors this project raises on purpose."""
+
+
+class SettingsError(BotError):
+    """A setting is missing or malformed. The message names the setting."""
+
+
+class PermanentError(BotError):
+    """Retrying cannot help; the message belongs in the poison queue."""
+
+
+class TransientError(BotError):
+    """Retrying may help; let the queue redeliver."""
+
+
+class EnvelopeError(PermanentError):
+    """A queue message is not an envelope this version understands."""
+
+
+class UsageError(BotError):
+    """The user's arguments are wrong; the reply explains the usage."""
+
+
+class DiscordAuthError(PermanentError):
+    """Discord answered 401/403: the token or permissions are wrong."""
+
+
+class DiscordNotFoundError(PermanentError):
+    """Discord answered 404: the channel, message or interaction is gone."""
+
+
+class DiscordRequestError(PermanentError):
+    """Discord rejected the request (4xx other than 401/403/404/429)."""
+
+
+class DiscordUnavailableError(TransientError):
+    """Discord kept answering 5xx or 429 beyond our retry budget."""
+
+
+class ExternalApiError(TransientError):
+    """An external API (catfact, Scryfall, ...) failed or timed out."""

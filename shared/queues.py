@@ -1,0 +1,77 @@
+"""Queue clients built from StorageSettings, with the encoding host.json declares.
+
+Messages are base64 text (host.json ``messageEncoding: base64``, the Functions default).
+Both the sync client (function side: poison forwarding) and the async client (listener,
+local host) come from here so the encoding and the Azurite quirks live in one place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shared.settings import AZURITE_CONNECTION_STRING, StorageSettings
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient, QueueServiceClient
+    from azure.storage.queue.aio import QueueClient as AsyncQueueClient
+    from azure.storage.queue.aio import QueueServiceClient as AsyncQueueServiceClient
+
+
+def _connection_string(storage: StorageSettings) -> str | None:
+    cs = storage.connection_string.reveal() if storage.connection_string else None
+    if cs and "usedevelopmentstorage=true" in cs.lower().replace(" ", ""):
+        return AZURITE_CONNECTION_STRING
+    return cs
+
+
+def _client_kwargs() -> dict[str, Any]:
+    from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
+
+    return {
+        "message_encode_policy": TextBase64EncodePolicy(),
+        "message_decode_policy": BinaryBase64DecodePolicy(),
+        "connection_timeout": 5,
+        "read_timeout": 10,
+    }
+
+
+def _credential() -> Any:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def service_client(storage: StorageSettings) -> QueueServiceClient:
+    from azure.storage.queue import QueueServiceClient
+
+    cs = _connection_string(storage)
+    if cs:
+        return QueueServiceClient.from_connection_string(cs, **_client_kwargs())
+    assert storage.queue_service_uri, "StorageSettings needs a connection string or queue URI"
+    return QueueServiceClient(storage.queue_service_uri, credential=_credential(), **_client_kwargs())
+
+
+def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
+    from azure.storage.queue import QueueClient
+
+    cs = _connection_string(storage)
+    if cs:
+        return QueueClient.from_connection_string(cs, queue, **_client_kwargs())
+    assert storage.queue_service_uri
+    return QueueClient(storage.queue_service_uri, queue, credential=_credential(), **_client_kwargs())
+
+
+def async_service_client(storage: StorageSettings) -> AsyncQueueServiceClient:
+    from azure.storage.queue.aio import QueueServiceClient as AsyncQSC
+
+    cs = _connection_string(storage)
+    if cs:
+        return AsyncQSC.from_connection_string(cs, **_client_kwargs())
+    from azure.identity.aio import DefaultAzureCredential
+
+    assert storage.queue_service_uri
+    return AsyncQSC(storage.queue_service_uri, credential=DefaultAzureCredential(), **_client_kwargs())
+
+
+def async_queue_client(storage: StorageSettings, queue: str) -> AsyncQueueClient:
+    return async_service_client(storage).get_queue_client(queue)

@@ -1,0 +1,66 @@
+"""The command registry: one table both sides read.
+
+The listener looks commands up here to route them (and to register slash commands);
+the function app has one Blueprint per entry (a test checks both agree); ``help`` is
+generated from it. Adding a command = one row here + one module in command_functions/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+QUEUE_PREFIX = "cmd-"
+POISON_SUFFIX = "-poison"
+
+
+@dataclass(frozen=True)
+class SlashOption:
+    """One option of the slash-command form (Discord option type 3 = STRING, 4 = INTEGER)."""
+
+    name: str
+    description: str
+    type: int = 3
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    description: str  # one line, shown by help and as the slash-command description
+    usage: str  # arguments, e.g. "<criteria>"; "" for none
+    flag: str | None = None  # feature flag that gates it; None = everyone may run it
+    options: tuple[SlashOption, ...] = field(default=())
+
+    @property
+    def queue(self) -> str:
+        return queue_name(self.name)
+
+
+def queue_name(command: str) -> str:
+    return f"{QUEUE_PREFIX}{command}"
+
+
+def poison_queue_name(queue: str) -> str:
+    return f"{queue}{POISON_SUFFIX}"
+
+
+_SPECS = (
+    CommandSpec("help", "List the commands you can run, or show one command's usage", "[command]",
+                options=(SlashOption("command", "A command to explain"),)),
+    CommandSpec("ping", "Check the bot is alive", ""),
+    CommandSpec("source", "Where the bot's source code lives", ""),
+    CommandSpec("catfact", "A random cat fact", ""),
+    CommandSpec("mtg", "Scryfall search link for a Commander deck: commander name plus criteria",
+                "<commander> [types] [p/t] [cmc<n]",
+                options=(SlashOption("criteria", "Commander name plus criteria, or 'help'", required=True),)),
+    CommandSpec("relationships", "A random synergy or objective to build around", "[objective]",
+                flag="relationships", options=(SlashOption("mode", "'objective' for an objective"),)),
+    CommandSpec("roll", "Chronicles of Darkness dice: n ten-sided dice or a chance die", "<n|c> [8a|9a]",
+                flag="roll", options=(SlashOption("dice", "Number of dice, or c for a chance die", required=True),
+                                      SlashOption("again", "8a or 9a to widen re-rolls"))),
+)
+
+COMMANDS: MappingProxyType[str, CommandSpec] = MappingProxyType({s.name: s for s in _SPECS})
+HELP_COMMAND = "help"
+SOURCE_URL = "https://github.com/your-org/discord-functions-bot"
