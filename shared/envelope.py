@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from opentelemetry.propagators.textmap import Getter, Setter
@@ -89,7 +89,7 @@ def encode(env: Envelope) -> str:
             "interaction": env.ids.interaction,
         },
         "author_name": env.author_name,
-        "received_at": env.received_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "received_at": env.received_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "interaction": (
             {"application_id": env.interaction.application_id, "token": env.interaction.token.reveal()}
             if env.interaction

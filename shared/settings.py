@@ -190,7 +190,9 @@ def load_settings(
         feature_flags_file=Path(flags_file) if flags_file else DEFAULT_FLAGS_FILE,
         appconfig_endpoint=_url(values, "AZURE_APPCONFIG_ENDPOINT", None),
         local_trace_file=Path(trace_file) if trace_file else None,
-        deployment_environment=values.get("DEPLOYMENT_ENVIRONMENT", "azure" if values.get("WEBSITE_SITE_NAME") else "local"),
+        deployment_environment=values.get(
+            "DEPLOYMENT_ENVIRONMENT", "azure" if values.get("WEBSITE_SITE_NAME") else "local"
+        ),
         service_version=values.get("SERVICE_VERSION", "0.1.0"),
         azure_resource=_azure_resource(values),
     )
