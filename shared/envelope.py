@@ -31,6 +31,7 @@ MAX_ENCODED_BYTES = 48 * 1024  # 64 KiB queue limit after base64's 4/3 growth
 TRACE_KEYS = ("traceparent", "tracestate", "baggage")
 
 Kind = Literal["message", "interaction"]
+TRIGGER_BY_KIND = {"message": "prefix", "interaction": "slash"}  # app.trigger
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,17 @@ class Envelope:
         A snowflake is at most 20 digits, within Discord's 25-character nonce limit.
         """
         return (self.ids.interaction or self.ids.message)[:25]
+
+    def trace_fields(self) -> dict[str, str]:
+        """Trace-level fields: carried as W3C baggage and copied onto every span, both sides."""
+        fields = {
+            "app.command": self.command,
+            "discord.channel.id": self.ids.channel,
+            "discord.author.id": self.ids.author,
+        }
+        if self.ids.guild:
+            fields["discord.guild.id"] = self.ids.guild
+        return fields
 
 
 def encode(env: Envelope) -> str:

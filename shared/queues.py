@@ -32,6 +32,12 @@ def _client_kwargs() -> dict[str, Any]:
         "message_decode_policy": BinaryBase64DecodePolicy(),
         "connection_timeout": 5,
         "read_timeout": 10,
+        # The SDK default waits 15 s before its first retry: far too long for a chat bot.
+        # Fail fast here; the listener's buffer and the queue's redelivery do the patient retrying.
+        "initial_backoff": 0.25,
+        "increment_base": 2,
+        "retry_total": 2,
+        "random_jitter_range": 0.25,
     }
 
 

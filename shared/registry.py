@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 QUEUE_PREFIX = "cmd-"
 POISON_SUFFIX = "-poison"
+MESSAGING_SYSTEM = "azure_queue_storage"  # messaging.system on both sides of the queue hop
 
 
 @dataclass(frozen=True)

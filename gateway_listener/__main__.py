@@ -1,0 +1,72 @@
+"""``python -m gateway_listener``: run the listener until SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from shared.errors import SettingsError
+
+_log = logging.getLogger("gateway_listener")
+
+
+async def run(settings: object) -> None:
+    from gateway_listener.bot import ListenerBot
+    from gateway_listener.enqueuer import Enqueuer
+    from shared import telemetry
+    from shared.settings import Settings
+
+    assert isinstance(settings, Settings) and settings.discord_token is not None
+    enqueuer = Enqueuer(settings.storage)
+    bot = ListenerBot(settings, enqueuer, sample_rate=telemetry.sample_rate(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.reveal()))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done and runner.exception():
+            stopper.cancel()
+            raise runner.exception()  # type: ignore[misc]
+        _log.info("stopping: closing the gateway, then draining %d buffered messages", enqueuer.pending)
+        await bot.close()
+        stopper.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    await enqueuer.close(drain_timeout=5.0)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway_listener.endpoints import apply_endpoints
+    from shared import telemetry
+    from shared.settings import load_settings
+
+    try:
+        settings = load_settings()
+        if settings.discord_token is None:
+            raise SettingsError("DISCORD_TOKEN: required (or run `python -m localdev`, which starts a local emulator)")
+    except SettingsError as exc:
+        print(f"gateway_listener: {exc}", file=sys.stderr)
+        return 2
+    telemetry.setup_telemetry(settings, "listener")
+    apply_endpoints(settings)
+    try:
+        asyncio.run(run(settings))
+    except Exception as exc:
+        import discord
+
+        if isinstance(exc, discord.LoginFailure):
+            print("gateway_listener: DISCORD_TOKEN: Discord rejected the token", file=sys.stderr)
+            return 2
+        raise
+    finally:
+        telemetry.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The always-on gateway listener: a deliberately small discord.py client.
+
+It runs no command. For each prefix command (or slash command) it starts the trace
+and buffers an envelope for the command's queue (gateway_listener/dispatch.py); the
+actual send happens on background tasks, so the gateway's heartbeat is never blocked.
+
+Caches are cut to what prefix commands need: intents GUILDS + GUILD_MESSAGES +
+MESSAGE_CONTENT, no member cache, no chunking, no message cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import discord
+
+from gateway_listener.dispatch import Incoming, Outcome, dispatch
+from gateway_listener.endpoints import needs_gateway_discovery, set_gateway
+from gateway_listener.enqueuer import Enqueuer
+from gateway_listener.parsing import parse_message, route
+from shared.envelope import MAX_ARGS_CHARS, Ids, InteractionRef
+from shared.registry import COMMANDS
+from shared.settings import Secret, Settings
+
+_log = logging.getLogger(__name__)
+
+BUSY_REPLY = "I'm overloaded right now and couldn't take that command. Please try again in a minute."
+REJECTED_REPLY = f"That command is too long (at most {MAX_ARGS_CHARS} characters of arguments)."
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def listener_intents() -> discord.Intents:
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.message_content = True
+    return intents
+
+
+class ListenerBot(discord.Client):
+    def __init__(self, settings: Settings, enqueuer: Enqueuer, *, sample_rate: int = 1) -> None:
+        super().__init__(
+            intents=listener_intents(),
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+            max_messages=None,
+        )
+        self.settings = settings
+        self.enqueuer = enqueuer
+        self.sample_rate = sample_rate
+        self._background: set[asyncio.Task[Any]] = set()
+        self.ready_event = asyncio.Event()
+
+    async def setup_hook(self) -> None:
+        if needs_gateway_discovery(self.settings):
+            _, url, _ = await self.http.get_bot_gateway()
+            set_gateway(url)
+        await self.enqueuer.start([spec.queue for spec in COMMANDS.values()])
+
+    async def on_ready(self) -> None:
+        _log.info("listener ready as %s in %d guilds (prefix %r)", self.user, len(self.guilds), self.settings.bot_prefix)
+        self.ready_event.set()
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or (self.user is not None and message.author.id == self.user.id):
+            return
+        routed = parse_message(message.content, self.settings.bot_prefix)
+        if routed is None:
+            return  # ordinary chat: never traced, never stored
+        incoming = Incoming(
+            kind="message",
+            routed=routed,
+            ids=Ids(
+                message=str(message.id),
+                channel=str(message.channel.id),
+                author=str(message.author.id),
+                guild=str(message.guild.id) if message.guild else None,
+            ),
+            author_name=message.author.name,
+            roles=_role_ids(message.author),
+        )
+        outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate)
+        if outcome is not Outcome.QUEUED:
+            text = BUSY_REPLY if outcome is Outcome.BUSY else REJECTED_REPLY
+            self._spawn(message.channel.send(f"{text} (trace `{trace_id}`)", allowed_mentions=NO_MENTIONS))
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.application_command or not interaction.data:
+            return
+        try:  # acknowledge first: Discord allows 3 s, the function may take longer
+            await interaction.response.defer()
+        except discord.HTTPException as exc:
+            _log.warning("could not defer interaction %s: %s", interaction.id, exc.status)
+            return
+        data: Any = interaction.data
+        options = data.get("options") or []
+        args = " ".join(str(o["value"]) for o in options if "value" in o)
+        incoming = Incoming(
+            kind="interaction",
+            routed=route(str(data.get("name", "")).lower(), args),
+            ids=Ids(
+                message=str(interaction.id),
+                channel=str(interaction.channel_id or 0),
+                author=str(interaction.user.id),
+                guild=str(interaction.guild_id) if interaction.guild_id else None,
+                interaction=str(interaction.id),
+            ),
+            author_name=interaction.user.name,
+            roles=_role_ids(interaction.user),
+            interaction=InteractionRef(str(interaction.application_id), Secret(interaction.token)),
+        )
+        outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate)
+        if outcome is not Outcome.QUEUED:
+            text = BUSY_REPLY if outcome is Outcome.BUSY else REJECTED_REPLY
+            self._spawn(interaction.edit_original_response(content=f"{text} (trace `{trace_id}`)"))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _role_ids(author: discord.abc.User) -> tuple[str, ...]:
+    """The member's role ids (for role:<id> flag targeting); none outside guilds."""
+    roles = getattr(author, "roles", None) or []
+    return tuple(str(role.id) for role in roles if not role.is_default())

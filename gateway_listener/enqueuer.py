@@ -1,0 +1,161 @@
+"""Hands envelopes to the command queues without ever blocking the gateway.
+
+``submit()`` is synchronous and O(1): it puts the encoded envelope in a bounded
+buffer and returns False when the buffer is full (the caller tells the user the bot is
+busy). A few worker tasks send from the buffer with the async queue client; when
+storage is unreachable they retry with capped exponential backoff, so messages wait
+in the buffer and are delivered when storage returns. Each message's PRODUCER span is
+ended when the send really happens, with the queue's message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from shared.queues import async_service_client
+from shared.settings import StorageSettings
+
+if TYPE_CHECKING:
+    from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outgoing:
+    queue: str
+    text: str
+    span: Span
+    buffered_at: float = field(default_factory=time.monotonic)
+
+
+class Enqueuer:
+    def __init__(
+        self,
+        storage: StorageSettings,
+        *,
+        capacity: int = 1000,
+        workers: int = 8,
+        max_backoff: float = 10.0,
+        service: QueueServiceClient | None = None,
+    ) -> None:
+        self._storage = storage
+        self._service = service
+        self._buffer: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=capacity)
+        self._clients: dict[str, QueueClient] = {}
+        self._ready: set[str] = set()
+        self._workers = workers
+        self._max_backoff = max_backoff
+        self._tasks: list[asyncio.Task[None]] = []
+        self.sent = 0
+        self.retries = 0
+
+    @property
+    def pending(self) -> int:
+        return self._buffer.qsize()
+
+    async def start(self, queues: Sequence[str] = ()) -> None:
+        """Start the workers; create the given queues now (best effort) so the first message is fast."""
+        if self._service is None:
+            self._service = async_service_client(self._storage)
+        for queue in queues:
+            try:
+                await self._ensure(queue)
+            except Exception as exc:  # storage may be down at start: the workers will keep trying
+                _log.warning("could not create queue %s yet: %s", queue, type(exc).__name__)
+        self._tasks = [asyncio.create_task(self._work(), name=f"enqueuer-{i}") for i in range(self._workers)]
+
+    def submit(self, queue: str, text: str, span: Span) -> bool:
+        """Buffer one message; False (and the span ended as dropped) when the buffer is full."""
+        try:
+            self._buffer.put_nowait(Outgoing(queue, text, span))
+        except asyncio.QueueFull:
+            span.set_status(Status(StatusCode.ERROR, "listener buffer full"))
+            span.set_attribute("app.error", "listener buffer full: message dropped")
+            span.end()
+            return False
+        span.set_attribute("app.buffer.depth", self._buffer.qsize())
+        return True
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait (bounded) until everything buffered has been sent."""
+        try:
+            await asyncio.wait_for(self._buffer.join(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self, drain_timeout: float = 5.0) -> None:
+        if not await self.drain(drain_timeout):
+            _log.error("shutting down with %d messages still buffered (storage unreachable)", self.pending)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._buffer.empty():  # end their spans so the trace says what happened
+            item = self._buffer.get_nowait()
+            item.span.set_status(Status(StatusCode.ERROR, "listener stopped before storage returned"))
+            item.span.end()
+        for client in self._clients.values():
+            await client.close()
+        if self._service is not None:
+            await self._service.close()
+
+    async def _ensure(self, queue: str) -> QueueClient:
+        client = self._clients.get(queue)
+        if client is None:
+            assert self._service is not None
+            client = self._clients[queue] = self._service.get_queue_client(queue)
+        if queue not in self._ready:
+            from azure.core.exceptions import ResourceExistsError
+
+            try:
+                await client.create_queue()
+            except ResourceExistsError:
+                pass
+            self._ready.add(queue)
+        return client
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._buffer.get()
+            try:
+                await self._send_with_retry(item)
+            finally:
+                self._buffer.task_done()
+
+    async def _send_with_retry(self, item: Outgoing) -> None:
+        attempt = 0
+        while True:
+            try:
+                client = await self._ensure(item.queue)
+                sent: Any = await client.send_message(item.text)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                self.retries += 1
+                delay = min(self._max_backoff, 0.1 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
+                self._ready.discard(item.queue)  # the queue may have been lost with the storage
+                item.span.add_event("enqueue.retry", {"attempt": attempt, "error.type": type(exc).__name__,
+                                                      "retry_in_s": round(delay, 3)})
+                if attempt == 1:
+                    _log.warning("storage unreachable sending to %s (%s); buffering and retrying",
+                                 item.queue, type(exc).__name__)
+                await asyncio.sleep(delay)
+                continue
+            self.sent += 1
+            item.span.set_attribute("messaging.message.id", sent.id)
+            item.span.set_attribute("app.buffer.wait_ms", round((time.monotonic() - item.buffered_at) * 1000, 2))
+            if attempt:
+                item.span.set_attribute("app.enqueue.attempts", attempt + 1)
+                _log.info("storage back: delivered buffered message to %s after %d attempts", item.queue, attempt + 1)
+            item.span.end()
+            return
