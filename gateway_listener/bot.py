@@ -61,7 +61,8 @@ class ListenerBot(discord.Client):
         await self.enqueuer.start([spec.queue for spec in COMMANDS.values()])
 
     async def on_ready(self) -> None:
-        _log.info("listener ready as %s in %d guilds (prefix %r)", self.user, len(self.guilds), self.settings.bot_prefix)
+        _log.info("listener ready as %s in %d guilds (prefix %r)",
+                  self.user, len(self.guilds), self.settings.bot_prefix)
         self.ready_event.set()
 
     async def on_message(self, message: discord.Message) -> None:

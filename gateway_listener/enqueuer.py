@@ -11,6 +11,7 @@ ended when the send really happens, with the queue's message id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -116,10 +117,8 @@ class Enqueuer:
         if queue not in self._ready:
             from azure.core.exceptions import ResourceExistsError
 
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 await client.create_queue()
-            except ResourceExistsError:
-                pass
             self._ready.add(queue)
         return client
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import Attributes
 
 from shared import telemetry
 from shared.context import CommandContext, Handler
@@ -156,8 +157,8 @@ def _parent_context(env: Envelope) -> tuple[context.Context, str | None]:
     return ctx, problem
 
 
-def _process_attributes(msg: func.QueueMessage, spec: CommandSpec, env: Envelope, first: bool) -> dict[str, object]:
-    attrs: dict[str, object] = {
+def _process_attributes(msg: func.QueueMessage, spec: CommandSpec, env: Envelope, first: bool) -> Attributes:
+    attrs: Attributes = {
         "faas.trigger": "pubsub",
         "faas.coldstart": first,
         "faas.invoked_name": spec.name,

@@ -48,7 +48,7 @@ def test_bad_setting_names_itself_in_one_line(tmp_path: Path, env: dict[str, str
 
 def test_malformed_local_settings_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "local.settings.json").write_text("{nope")
-    with pytest.raises(SettingsError, match="local.settings.json"):
+    with pytest.raises(SettingsError, match=r"local\.settings\.json"):
         load_settings(STORAGE, root=tmp_path)
 
 

@@ -1,0 +1,49 @@
+"""Every registered command has exactly one queue-triggered function, and nothing else does."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from shared.registry import COMMANDS
+
+
+@pytest.fixture(scope="module")
+def functions(session_telemetry: InMemorySpanExporter) -> list[Any]:
+    app = importlib.import_module("function_app").app
+    return list(app.get_functions())  # may be called once per app: keep the result
+
+
+def _trigger(fn: Any) -> Any:
+    triggers = [b for b in fn.get_bindings() if b.type == "queueTrigger"]
+    assert len(triggers) == 1, f"{fn.get_function_name()} needs exactly one queue trigger"
+    return triggers[0]
+
+
+def test_every_command_has_a_queue_triggered_function(functions: list[Any]) -> None:
+    by_name = {fn.get_function_name(): fn for fn in functions}
+    assert set(by_name) == set(COMMANDS)
+    for name, spec in COMMANDS.items():
+        binding = _trigger(by_name[name])
+        assert binding.queue_name == f"cmd-{name}" == spec.queue
+        assert binding.connection == "AzureWebJobsStorage"
+
+
+def test_every_command_module_has_a_plain_handler() -> None:
+    for name in COMMANDS:
+        module = importlib.import_module(f"command_functions.{name}")
+        params = list(inspect.signature(module.handle).parameters)
+        assert params == ["ctx"], f"command_functions.{name}.handle should take only ctx"
+        assert module.SPEC is COMMANDS[name]
+
+
+def test_slash_descriptions_fit_discord_limits() -> None:
+    for spec in COMMANDS.values():
+        assert 1 <= len(spec.name) <= 32 and spec.name == spec.name.lower()
+        assert 1 <= len(spec.description) <= 100
+        for opt in spec.options:
+            assert len(opt.description) <= 100
