@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from shared.queues import async_service_client
+from shared.queues import async_service_client, queue_of
 from shared.settings import StorageSettings
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class Enqueuer:
         client = self._clients.get(queue)
         if client is None:
             assert self._service is not None
-            client = self._clients[queue] = self._service.get_queue_client(queue)
+            client = self._clients[queue] = queue_of(self._service, queue)
         if queue not in self._ready:
             from azure.core.exceptions import ResourceExistsError
 

@@ -31,7 +31,7 @@ from shared.context import CommandContext, Handler
 from shared.envelope import ENVELOPE_GETTER, TRIGGER_BY_KIND, Envelope, decode
 from shared.errors import EnvelopeError, ExternalApiError, PermanentError, TransientError, UsageError
 from shared.registry import COMMANDS, MESSAGING_SYSTEM, CommandSpec, poison_queue_name
-from shared.runtime import MARKS, Runtime, get_runtime
+from shared.runtime import Runtime, StartupMarks, get_runtime
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -55,7 +55,7 @@ def invoke(msg: func.QueueMessage, spec: CommandSpec, handler: Handler, runtime:
 
 
 def _invoke(msg: func.QueueMessage, spec: CommandSpec, handler: Handler, rt: Runtime, entered_ns: int) -> None:
-    first = MARKS.claim_first_invocation()
+    first = rt.marks.claim_first_invocation()
     try:
         env = decode(msg.get_body())
         if env.command != spec.name:
@@ -79,7 +79,7 @@ def _invoke(msg: func.QueueMessage, spec: CommandSpec, handler: Handler, rt: Run
                 span.set_attribute("app.trace_context_error", trace_problem)
             _record_queue_wait(msg, env, entered_ns)
             if first:
-                _record_cold_start(_enqueued_ns(msg, env))
+                _record_cold_start(rt.marks, _enqueued_ns(msg, env))
             _run_and_reply(msg, spec, handler, rt, env, span)
     finally:
         context.detach(token)
@@ -196,14 +196,14 @@ def _record_queue_wait(msg: func.QueueMessage, env: Envelope, dequeued_ns: int) 
     }).end(end_time=dequeued_ns)
 
 
-def _record_cold_start(enqueued_ns: int) -> None:
+def _record_cold_start(marks: StartupMarks, enqueued_ns: int) -> None:
     """The start-up this message waited for: each phase clipped to its enqueue time."""
-    phases = MARKS.paid_by(enqueued_ns)
+    phases = marks.paid_by(enqueued_ns)
     if not phases:
         return
     start, end = phases[0][1], max(p[2] for p in phases)
     with _tracer.start_as_current_span("cold_start", start_time=start, end_on_exit=False) as span:
-        span.set_attribute("app.cold_start.process_start_ns", MARKS.process_start_ns)
+        span.set_attribute("app.cold_start.process_start_ns", marks.process_start_ns)
         for name, p_start, p_end in phases:
             _tracer.start_span(name, start_time=p_start).end(end_time=p_end)
     span.end(end_time=end)

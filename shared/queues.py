@@ -24,12 +24,15 @@ def _connection_string(storage: StorageSettings) -> str | None:
     return cs
 
 
-def _client_kwargs() -> dict[str, Any]:
+def _encoding() -> dict[str, Any]:
     from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
 
+    return {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": BinaryBase64DecodePolicy()}
+
+
+def _client_kwargs() -> dict[str, Any]:
     return {
-        "message_encode_policy": TextBase64EncodePolicy(),
-        "message_decode_policy": BinaryBase64DecodePolicy(),
+        **_encoding(),
         "connection_timeout": 5,
         "read_timeout": 10,
         # The SDK default waits 15 s before its first retry: far too long for a chat bot.
@@ -79,5 +82,9 @@ def async_service_client(storage: StorageSettings) -> AsyncQueueServiceClient:
     return AsyncQSC(storage.queue_service_uri, credential=DefaultAzureCredential(), **_client_kwargs())
 
 
-def async_queue_client(storage: StorageSettings, queue: str) -> AsyncQueueClient:
-    return async_service_client(storage).get_queue_client(queue)
+def queue_of(service: AsyncQueueServiceClient, queue: str) -> AsyncQueueClient:
+    """A queue client sharing the service's connection pool, with our encoding.
+
+    (``get_queue_client`` alone drops the service's encode/decode policies.)
+    """
+    return service.get_queue_client(queue, **_encoding())

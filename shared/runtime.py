@@ -12,6 +12,7 @@ covering exactly the start-up work its message waited for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -63,6 +64,7 @@ class Runtime:
     http: requests.Session
     flags: FlagSource
     poison: PoisonSink
+    marks: StartupMarks = field(default_factory=lambda: MARKS)
 
 
 def _process_start_ns() -> int:
@@ -100,10 +102,8 @@ def _queue_poison_sink(settings: Settings) -> PoisonSink:
 
     def send(queue: str, document: dict[str, object]) -> None:
         client = queue_client(settings.storage, queue)
-        try:
+        with contextlib.suppress(Exception):
             client.create_queue()
-        except Exception:  # noqa: BLE001 - already exists (ResourceExistsError) is the normal case
-            pass
         client.send_message(json.dumps(document, ensure_ascii=False))
 
     return send

@@ -1,0 +1,83 @@
+"""``python -m localdev.functions_host``: run function_app.py's queue triggers locally.
+
+Run from anywhere; the project root (where function_app.py and host.json live) is found
+from this file's location. Settings come from shared.settings.load_settings() (the
+environment, then local.settings.json). Runs until SIGTERM/SIGINT, then drains and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import azure.functions as func
+
+from localdev.functions_host.host import FunctionsHost
+from localdev.functions_host.hostconfig import load_host_config
+from shared.errors import SettingsError
+from shared.settings import PROJECT_ROOT, load_settings
+
+_log = logging.getLogger("localdev.functions_host")
+
+
+def load_app(spec: str) -> func.FunctionApp:
+    """Import ``module:attribute`` (default ``function_app:app``) from the project root."""
+    module_name, _, attr = spec.partition(":")
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    module = importlib.import_module(module_name)
+    app = getattr(module, attr or "app", None)
+    if not isinstance(app, func.FunctionApp):
+        raise SettingsError(f"{spec}: expected a func.FunctionApp, got {type(app).__name__}")
+    return app
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m localdev.functions_host", description=__doc__)
+    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument("--host-json", type=Path, default=PROJECT_ROOT / "host.json")
+    parser.add_argument("--drain-timeout", type=float, default=10.0, help="seconds to wait for in-flight work")
+    return parser.parse_args(argv)
+
+
+async def _serve(host: FunctionsHost) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await host.run(stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every HTTP request at INFO
+    try:
+        settings = load_settings()
+        host_config = load_host_config(args.host_json)
+        host = FunctionsHost(load_app(args.app), settings, host_config, drain_timeout=args.drain_timeout)
+    except SettingsError as exc:
+        _log.error("cannot start: %s", exc)
+        return 2
+    except ImportError as exc:
+        # A missing app module is one line; an import failing inside the app needs its traceback.
+        missing_app = isinstance(exc, ModuleNotFoundError) and exc.name == args.app.partition(":")[0]
+        _log.error("cannot import %s: %s", args.app, exc, exc_info=not missing_app)
+        return 2
+    asyncio.run(_serve(host))
+    if host.abandoned_threads:
+        # A sync function still running would block interpreter exit (pool threads are joined).
+        _log.warning("exiting with %d function thread(s) still running", host.abandoned_threads)
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The chat prompt of ``python -m localdev``: you type as a Discord user, the bot answers.
+
+``!ping`` is sent to the emulator as a MESSAGE_CREATE from "you"; ``/roll dice:3`` as a
+slash command (INTERACTION_CREATE). The bot's reply is printed, then the command's
+trace as a waterfall across both services, read from the local trace file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from localdev.discord_emulator import DiscordEmulator
+from localdev.traces import load_traces, render_trace
+from shared.registry import COMMANDS
+
+REPLY_TIMEOUT_S = 60.0  # a first command pays Azurite polling + cold start
+TRACE_TIMEOUT_S = 5.0
+
+
+def _stdin_lines(loop: asyncio.AbstractEventLoop, out: asyncio.Queue[str | None]) -> None:
+    """Read stdin on a daemon thread (input() can't be cancelled; a daemon never blocks exit)."""
+
+    def run() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(out.put_nowait, line)
+        loop.call_soon_threadsafe(out.put_nowait, None)
+
+    threading.Thread(target=run, name="stdin", daemon=True).start()
+
+
+def slash_options(text: str) -> tuple[str, dict[str, Any]]:
+    """``/roll dice:3 again:9a`` or ``/roll 3 9a`` -> ("roll", {"dice": "3", "again": "9a"}).
+
+    Named ``key:value`` words fill their option; the other words fill the remaining
+    options in order, the last one taking the rest of the line.
+    """
+    name, _, rest = text[1:].partition(" ")
+    spec = COMMANDS.get(name.lower())
+    declared = [o.name for o in spec.options] if spec else []
+    options: dict[str, Any] = {}
+    loose: list[str] = []
+    for word in rest.split():
+        key, sep, value = word.partition(":")
+        if sep and key in declared:
+            options[key] = value
+        else:
+            loose.append(word)
+    free = [d for d in declared if d not in options]
+    for i, slot in enumerate(free):
+        value = " ".join(loose[i:]) if i == len(free) - 1 else (loose[i] if i < len(loose) else "")
+        if value:
+            options[slot] = value
+    return name.lower(), options
+
+
+async def _reply(emulator: DiscordEmulator, line: str) -> tuple[str, str]:
+    """Send one line as the user; return (bot reply text, the id to find the trace by)."""
+    if line.startswith("/"):
+        name, options = slash_options(line)
+        payload = emulator.send_interaction(name, options)
+        after = payload["id"]
+        while True:  # skip the deferral; the answer is the edit of @original
+            out = await emulator.wait_for_bot_message(after=after, timeout=REPLY_TIMEOUT_S)
+            if out.get("event_kind") in ("interaction_edit", "followup"):
+                return str(out.get("content", "")), payload["id"]
+            after = out["event_id"]
+    message = emulator.send_message(line)
+    out = await emulator.wait_for_bot_message(channel_id=message["channel_id"], after=message["id"],
+                                              timeout=REPLY_TIMEOUT_S)
+    return str(out.get("content", "")), message["id"]
+
+
+def _find_trace(trace_file: Path, source_id: str) -> list[dict[str, Any]] | None:
+    """The trace of the command sent as ``source_id``, once its root and process spans are in."""
+    for spans in load_traces(trace_file).values():
+        mine = any(s.get("attributes", {}).get("discord.message.id") == source_id for s in spans)
+        if mine and any(not s.get("parent_span_id") for s in spans) and any(
+            s["name"].endswith(" process") for s in spans
+        ):
+            return spans
+    return None
+
+
+async def _waterfall(trace_file: Path, source_id: str) -> str | None:
+    deadline = time.monotonic() + TRACE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        spans = _find_trace(trace_file, source_id)
+        if spans is not None:
+            return render_trace(spans)
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event) -> None:
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    _stdin_lines(asyncio.get_running_loop(), lines)
+    print(f"Chat as 'you' in #general. Try {prefix}ping, {prefix}help, {prefix}catfact or /roll dice:3 "
+          "(Ctrl-D or Ctrl-C quits).", flush=True)
+    while not stop.is_set():
+        print("you> ", end="", flush=True)
+        getter = asyncio.ensure_future(lines.get())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not getter.done():
+            getter.cancel()
+            break
+        line = getter.result()
+        if line is None:
+            print()
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if not (line.startswith(prefix) or line.startswith("/")):
+            emulator.send_message(line)  # ordinary chat: the bot ignores it and traces nothing
+            continue
+        try:
+            reply, source_id = await _reply(emulator, line)
+        except TimeoutError:
+            print(f"(no reply within {REPLY_TIMEOUT_S:.0f} s: see .localdev/*.log)", flush=True)
+            continue
+        print("bot> " + reply.replace("\n", "\n     "), flush=True)
+        if trace_file is not None:
+            waterfall = await _waterfall(trace_file, source_id)
+            print(waterfall if waterfall else "(trace not in the local file yet: python -m localdev.traces)",
+                  flush=True)

@@ -1,0 +1,412 @@
+"""The local Functions host against real Azurite: delivery, retries, poison, batching, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient
+
+from localdev.azurite import Azurite
+from localdev.functions_host import (
+    READY_PREFIX,
+    FunctionsHost,
+    HostConfig,
+    PollingBackoff,
+    QueuesConfig,
+    load_host_config,
+    parse_host_config,
+)
+from localdev.functions_host.context import LocalContext
+from shared.errors import SettingsError
+from shared.settings import PROJECT_ROOT, Secret, Settings, StorageSettings
+from tests.localdev import sample_app
+
+FAST = HostConfig(
+    queues=QueuesConfig(
+        max_polling_interval=timedelta(milliseconds=200),
+        visibility_timeout=timedelta(0),
+        batch_size=4,
+        new_batch_threshold=2,
+        max_dequeue_count=3,
+    ),
+    function_timeout=timedelta(seconds=5),
+)
+
+
+def with_queues(config: HostConfig, **changes: Any) -> HostConfig:
+    return replace(config, queues=replace(config.queues, **changes))
+
+
+async def eventually(check: Callable[[], Awaitable[object] | object], timeout: float = 10.0) -> None:
+    """Wait (bounded) until ``check()`` (or what it awaits to) is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Calls:
+    """What a test function saw: one QueueMessage per invocation."""
+
+    messages: list[func.QueueMessage] = field(default_factory=list)
+    extra: list[Any] = field(default_factory=list)
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [m.get_body() for m in self.messages]
+
+
+def one_function_app(queue: str, handler: Callable[..., Any], name: str = "fn") -> func.FunctionApp:
+    bp = func.Blueprint()
+    trigger = bp.queue_trigger(arg_name="msg", queue_name=queue, connection="AzureWebJobsStorage")
+    bp.function_name(name)(trigger(handler))
+    app = func.FunctionApp()
+    app.register_functions(bp)
+    return app
+
+
+@asynccontextmanager
+async def running(
+    app: func.FunctionApp, settings: Settings, config: HostConfig = FAST, **options: Any
+) -> AsyncIterator[FunctionsHost]:
+    host = FunctionsHost(app, settings, config, drain_timeout=2, **options)
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()
+
+
+@asynccontextmanager
+async def queue(azurite: Azurite, name: str, *, encoded: bool = True) -> AsyncIterator[QueueClient]:
+    """A client that sends base64 text (as the listener does) and reads raw text back."""
+    encode = TextBase64EncodePolicy() if encoded else None
+    async with QueueClient.from_connection_string(
+        azurite.connection_string, name, message_encode_policy=encode
+    ) as client:
+        yield client
+
+
+async def message_count(client: QueueClient) -> int:
+    try:
+        return (await client.get_queue_properties()).approximate_message_count or 0
+    except ResourceNotFoundError:  # a poison queue not created yet
+        return 0
+
+
+async def test_success_passes_metadata_and_deletes(azurite: Azurite, settings: Settings, queue_names: Iterator[str]):
+    name, calls = next(queue_names), Calls()
+
+    def handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+
+    async with running(one_function_app(name, handler), settings) as host, queue(azurite, name) as q:
+        sent = await q.send_message("hello")
+        await eventually(lambda: len(calls.messages) == 1 and host.workers["fn"].in_flight == 0)
+        assert await message_count(q) == 0
+    msg = calls.messages[0]
+    assert msg.get_body() == b"hello"
+    assert msg.id == sent.id
+    assert msg.dequeue_count == 1
+    assert msg.pop_receipt
+    assert isinstance(msg.insertion_time, datetime) and isinstance(msg.expiration_time, datetime)
+    assert msg.time_next_visible is not None and msg.time_next_visible > msg.insertion_time
+
+
+async def test_failure_retries_then_poison_with_original_body(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str]
+):
+    name, calls = next(queue_names), Calls()
+
+    async def handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+        raise RuntimeError("boom")
+
+    async with running(one_function_app(name, handler), settings) as host, queue(azurite, name) as q:
+        await q.send_message("never works")
+        async with queue(azurite, f"{name}-poison") as poison:
+            await eventually(lambda: message_count(poison))
+            await eventually(lambda: host.workers["fn"].in_flight == 0)
+            assert await message_count(q) == 0
+            [poisoned] = [m async for m in poison.receive_messages()]
+    assert [m.dequeue_count for m in calls.messages] == [1, 2, 3]
+    assert base64.b64decode(poisoned.content) == b"never works"  # same base64 text as sent
+
+
+async def test_failed_message_stays_invisible_for_visibility_timeout(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str]
+):
+    name, calls, failed_at = next(queue_names), Calls(), []
+
+    def handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+        if msg.dequeue_count == 1:
+            failed_at.append(datetime.now(UTC))
+            raise RuntimeError("first attempt fails")
+
+    config = with_queues(FAST, visibility_timeout=timedelta(seconds=3))
+    async with running(one_function_app(name, handler), settings, config) as host, queue(azurite, name) as q:
+        await q.send_message("retry me")
+        await eventually(lambda: len(calls.messages) == 1 and host.workers["fn"].in_flight == 0)
+        assert await q.peek_messages() == []  # released, but not visible yet
+        await eventually(lambda: len(calls.messages) == 2)
+    second = calls.messages[1]
+    assert second.dequeue_count == 2
+    # Azurite keeps whole seconds; the redelivery cannot come much before the timeout.
+    assert second.insertion_time is not None
+    assert (datetime.now(UTC) - failed_at[0]) >= timedelta(seconds=2)
+
+
+async def test_invalid_base64_goes_to_poison_without_calling_the_function(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str]
+):
+    name, calls = next(queue_names), Calls()
+
+    def handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+
+    async with running(one_function_app(name, handler), settings), queue(azurite, name, encoded=False) as raw:
+        await raw.send_message("not base64 at all!")
+        async with queue(azurite, f"{name}-poison") as poison:
+            await eventually(lambda: message_count(poison))
+            [poisoned] = [m async for m in poison.receive_messages()]
+        assert poisoned.content == "not base64 at all!"
+        assert calls.messages == []
+        # The host is still serving the queue.
+        await raw.send_message(base64.b64encode(b"fine").decode())
+        await eventually(lambda: calls.bodies == [b"fine"])
+
+
+async def test_lease_is_renewed_while_a_function_runs(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str]
+):
+    name, calls = next(queue_names), Calls()
+
+    async def handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+        await asyncio.sleep(3.5)  # longer than the 2 s lease: only renewals keep it hidden
+
+    app = one_function_app(name, handler)
+    async with running(app, settings, lease=timedelta(seconds=2)) as host, queue(azurite, name) as q:
+        await q.send_message("long")
+        await eventually(lambda: len(calls.messages) == 1)
+        await eventually(lambda: host.workers["fn"].in_flight == 0)
+        assert await message_count(q) == 0  # deleted with the renewed pop receipt
+    assert len(calls.messages) == 1
+
+
+async def test_function_timeout_counts_as_failure(azurite: Azurite, settings: Settings, queue_names: Iterator[str]):
+    name, calls = next(queue_names), Calls()
+
+    async def handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+        await asyncio.sleep(30)
+
+    config = replace(with_queues(FAST, max_dequeue_count=2), function_timeout=timedelta(milliseconds=300))
+    async with running(one_function_app(name, handler), settings, config), queue(azurite, name) as q:
+        await q.send_message("slow")
+        async with queue(azurite, f"{name}-poison") as poison:
+            await eventually(lambda: message_count(poison))
+    assert [m.dequeue_count for m in calls.messages] == [1, 2]
+
+
+@pytest.mark.parametrize("is_async", [True, False], ids=["async", "sync"])
+async def test_batch_size_bounds_concurrency(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], is_async: bool
+):
+    name, calls, release = next(queue_names), Calls(), threading.Event()
+    loop = asyncio.get_running_loop()
+
+    async def async_handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+        calls.extra.append(asyncio.get_running_loop() is loop)
+        while not release.is_set():
+            await asyncio.sleep(0.02)
+
+    def sync_handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+        calls.extra.append(threading.current_thread() is not threading.main_thread())
+        release.wait(10)
+
+    config = with_queues(FAST, batch_size=2, new_batch_threshold=0)
+    app = one_function_app(name, async_handler if is_async else sync_handler)
+    async with running(app, settings, config) as host, queue(azurite, name) as q:
+        for i in range(5):
+            await q.send_message(f"m{i}")
+        worker = host.workers["fn"]
+        await eventually(lambda: worker.in_flight == 2)
+        await asyncio.sleep(0.5)  # several polling intervals: a host ignoring batchSize would take more
+        assert worker.in_flight == 2
+        assert len(await q.peek_messages(max_messages=10)) == 3
+        release.set()
+        await eventually(lambda: len(calls.messages) == 5 and worker.in_flight == 0)
+        assert worker.max_in_flight <= 2
+    assert sorted(calls.bodies) == [f"m{i}".encode() for i in range(5)]
+    assert all(calls.extra)  # async ran on the host's loop; sync ran on a pool thread
+
+
+async def test_context_parameter(azurite: Azurite, settings: Settings, queue_names: Iterator[str]):
+    name, calls = next(queue_names), Calls()
+
+    def handler(msg: func.QueueMessage, context: func.Context) -> None:
+        calls.messages.append(msg)
+        calls.extra.append(context)
+
+    async with running(one_function_app(name, handler, name="with-context"), settings), queue(azurite, name) as q:
+        await q.send_message("x")
+        await eventually(lambda: len(calls.extra) == 1)
+    [context] = calls.extra
+    assert isinstance(context, LocalContext)
+    assert context.function_name == "with-context" and context.invocation_id
+
+
+def test_unsupported_connection_is_a_clear_error(settings: Settings):
+    app = func.FunctionApp()
+    app.queue_trigger(arg_name="msg", queue_name="q-x", connection="OtherStorage")(lambda msg: None)
+    with pytest.raises(SettingsError, match="OtherStorage"):
+        FunctionsHost(app, settings, FAST)
+
+
+def test_backoff_grows_from_minimum_to_cap_and_resets():
+    backoff = PollingBackoff(timedelta(seconds=2), rng=random.Random(7))
+    delays = [backoff.next_delay() for _ in range(20)]
+    assert delays[0] == pytest.approx(0.1)
+    assert 0.1 + 0.08 <= delays[1] <= 0.1 + 0.12  # minimum + minimum * U(0.8, 1.2)
+    assert delays == sorted(delays)
+    assert max(delays) == 2.0 and all(d <= 2.0 for d in delays)
+    backoff.reset()
+    assert backoff.next_delay() == pytest.approx(0.1)
+
+
+def test_host_json_defaults_and_time_spans(tmp_path):
+    defaults = parse_host_config({})
+    assert defaults.queues == QueuesConfig(
+        max_polling_interval=timedelta(minutes=1), visibility_timeout=timedelta(0), batch_size=16,
+        new_batch_threshold=8, max_dequeue_count=5, message_encoding="base64",
+    )  # fmt: skip
+    assert defaults.function_timeout == timedelta(minutes=30)
+    parsed = parse_host_config(
+        {
+            "functionTimeout": "1.02:03:04.5",
+            "extensions": {"queues": {"maxPollingInterval": 2500, "visibilityTimeout": "00:00:05", "batchSize": 4}},
+        }
+    )
+    assert parsed.function_timeout == timedelta(days=1, hours=2, minutes=3, seconds=4.5)
+    assert parsed.queues.max_polling_interval == timedelta(milliseconds=2500)
+    assert parsed.queues.visibility_timeout == timedelta(seconds=5)
+    assert parsed.queues.new_batch_threshold == 2  # batchSize / 2
+    assert parse_host_config({"functionTimeout": "-1"}).function_timeout is None
+    project = load_host_config(PROJECT_ROOT / "host.json")
+    assert project.queues.batch_size == 16 and project.queues.max_polling_interval == timedelta(seconds=2)
+    assert load_host_config(tmp_path / "missing.json") == HostConfig()
+    for bad in (
+        {"extensions": {"queues": {"batchSize": 64}}},
+        {"extensions": {"queues": {"maxPollingInterval": "00:00:00.050"}}},
+        {"extensions": {"queues": {"messageEncoding": "utf8"}}},
+        {"functionTimeout": "five minutes"},
+    ):
+        with pytest.raises(SettingsError, match=r"host\.json"):
+            parse_host_config(bad)
+
+
+def _read_until(proc: subprocess.Popen[str], needle: str, seen: list[str], timeout: float = 20.0) -> None:
+    """Read the host's output lines until one contains ``needle`` (bounded by a timer kill)."""
+    assert proc.stdout is not None
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if needle in line:
+                return
+        raise AssertionError(f"host exited before printing {needle!r}:\n{''.join(seen)}")
+    finally:
+        timer.cancel()
+
+
+async def test_sigterm_exits_cleanly_and_in_flight_messages_reappear(azurite: Azurite, tmp_path):
+    (tmp_path / "host.json").write_text('{"extensions": {"queues": {"maxPollingInterval": "00:00:00.200"}}}')
+    clients = {}
+    for queue_name in (sample_app.ASYNC_QUEUE, sample_app.SYNC_QUEUE):
+        clients[queue_name] = client = QueueClient.from_connection_string(
+            azurite.connection_string, queue_name,
+            message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy(),
+        )  # fmt: skip
+    env = {**os.environ, "AzureWebJobsStorage": azurite.connection_string}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localdev.functions_host", "--app", "tests.localdev.sample_app:app",
+         "--host-json", str(tmp_path / "host.json"), "--drain-timeout", "1"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    seen: list[str] = []
+    try:
+        await asyncio.to_thread(_read_until, proc, READY_PREFIX, seen)
+        for client in clients.values():
+            await client.clear_messages()
+            await client.send_message("in flight")
+        await asyncio.to_thread(_read_until, proc, "sample started", seen)
+        await asyncio.to_thread(_read_until, proc, "sample started", seen)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(proc.communicate, timeout=15)
+        seen.append(output)
+        assert proc.returncode == 0, "".join(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = "".join(seen)
+    assert "devstoreaccount1;AccountKey" not in log and "Eby8vdM02" not in log
+    for client in clients.values():
+        async with client:
+            # Released at shutdown (visibilityTimeout 0): visible again at once, body intact.
+            await eventually(functools.partial(message_count, client))
+            [again] = [m async for m in client.receive_messages()]
+            assert again.content == b"in flight" and again.dequeue_count == 2
+
+
+async def test_host_survives_storage_restart(queue_names: Iterator[str]):
+    name, calls = next(queue_names), Calls()
+
+    def handler(msg: func.QueueMessage) -> None:
+        calls.messages.append(msg)
+
+    with Azurite() as storage:
+        settings = Settings(storage=StorageSettings(connection_string=Secret(storage.connection_string)))
+        async with running(one_function_app(name, handler), settings), queue(storage, name) as q:
+            await asyncio.to_thread(storage.restart)  # in memory: the queue is gone
+
+            async def queue_recreated() -> bool:
+                try:
+                    await q.get_queue_properties()
+                    return True
+                except ResourceNotFoundError:
+                    return False
+
+            await eventually(queue_recreated, timeout=20)
+            await q.send_message("after restart")
+            await eventually(lambda: calls.bodies == [b"after restart"], timeout=20)
