@@ -28,10 +28,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 _HERE = Path(__file__).resolve()
-CANDIDATES = (
-    _HERE.parents[2] / "oracles" / "discord-openapi.json",
-    _HERE.parents[3] / "shared" / "oracles" / "discord-openapi.json",
-)
+CANDIDATES = (_HERE.parents[2] / "oracles" / "discord-openapi.json",)
 URN = "urn:discord-openapi"
 _METHODS = ("get", "put", "post", "patch", "delete")
 

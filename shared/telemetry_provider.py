@@ -1,0 +1,115 @@
+"""The TracerProvider recipe: resource, sampler, processors and exporters (no global state).
+
+:func:`build_provider` is what ``shared.telemetry.setup_telemetry`` installs; tests call it
+directly to get as many independent providers as they need. The SDK is imported inside
+the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
+
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+_log = logging.getLogger(__name__)
+
+Component = Literal["listener", "functions"]
+SERVICE_NAMES: Mapping[str, str] = {"listener": "discord-bot-listener", "functions": "discord-bot-functions"}
+TRACE_FIELDS: tuple[str, ...] = (
+    "app.command",
+    "discord.guild.id",
+    "discord.channel.id",
+    "discord.author.id",
+    "SampleRate",
+)
+
+
+def sampling_ratio(settings: Settings) -> float:
+    """The head-sampling ratio: always_on/always_off (or parentbased_*) win, else OTEL_TRACES_SAMPLER_ARG."""
+    name = (settings.traces_sampler or "").lower().removeprefix("parentbased_")
+    if name == "always_on":
+        return 1.0
+    if name == "always_off":
+        return 0.0
+    return settings.traces_sampler_arg
+
+
+def sample_rate(settings: Settings) -> int:
+    """Honeycomb's SampleRate: how many traces each kept trace stands for (1 when keeping all or none)."""
+    ratio = sampling_ratio(settings)
+    return max(1, round(1 / ratio)) if ratio > 0 else 1
+
+
+def _is_trace_field(key: str) -> bool:
+    return key in TRACE_FIELDS
+
+
+_instance_id: str | None = None  # service.instance.id, one per process
+
+
+def build_resource(settings: Settings, component: Component) -> Resource:
+    from opentelemetry.sdk.resources import Resource
+
+    global _instance_id
+    if _instance_id is None:
+        import uuid
+
+        _instance_id = str(uuid.uuid4())
+    env = settings.deployment_environment
+    return Resource.create(
+        {
+            **settings.azure_resource,
+            "service.name": settings.service_name or SERVICE_NAMES[component],
+            "service.version": settings.service_version,
+            "service.instance.id": _instance_id,
+            "deployment.environment": env,
+            "deployment.environment.name": env,
+        }
+    )
+
+
+def build_provider(
+    settings: Settings,
+    component: Component,
+    *,
+    extra_exporters: Sequence[SpanExporter] = (),
+    use_simple_processor: bool = False,
+) -> TracerProvider:
+    """A configured TracerProvider, not installed globally (tests build as many as they like)."""
+    from opentelemetry.processor.baggage import BaggageSpanProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    from shared import telemetry_exporters, telemetry_processors
+
+    provider = TracerProvider(
+        resource=build_resource(settings, component),
+        sampler=telemetry_processors.make_sampler(sampling_ratio(settings), component),
+        shutdown_on_exit=False,  # setup_telemetry registers a bounded shutdown instead
+    )
+    provider.add_span_processor(BaggageSpanProcessor(_is_trace_field))
+    if settings.appinsights_connection_string:
+        provider.add_span_processor(telemetry_processors.AppInsightsSampleRate())
+    exporters = telemetry_exporters.build_exporters(settings, provider)
+    exporters += [(f"extra {type(e).__name__}", e) for e in extra_exporters]
+    for _, exporter in exporters:
+        if use_simple_processor:
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        else:
+            # Short delay: a function's spans should leave before the instance idles.
+            provider.add_span_processor(
+                BatchSpanProcessor(exporter, max_queue_size=4096, schedule_delay_millis=500, max_export_batch_size=512)
+            )
+    _log.info(
+        "telemetry: %s -> %s",
+        provider.resource.attributes.get("service.name"),
+        ", ".join(label for label, _ in exporters) or "nothing",
+    )
+    return provider
