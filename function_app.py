@@ -2,8 +2,8 @@
 
 One queue-triggered function per command, each in its own module under
 command_functions/ as a Blueprint, so each command scales on its own (Flex Consumption
-per-function scaling). Importing this module loads settings and sets up telemetry once:
-that work is the first phase of a cold start and is measured as such.
+per-function scaling). Importing this module loads settings, sets up telemetry and builds
+the clients once: that work is the cold start, measured as the ``cold_start`` span.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import azure.functions as func
 from command_functions import catfact, help, mtg, ping, relationships, roll, source
 from shared import runtime
 
-runtime.startup()
+# Settings, telemetry and clients, built while the worker starts rather than inside the
+# first invocation; a bad setting stops start-up here with one line naming it.
+runtime.get_runtime()
 
 app = func.FunctionApp()
 for module in (help, ping, source, catfact, mtg, relationships, roll):

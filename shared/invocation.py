@@ -185,8 +185,15 @@ def _to_ns(value: datetime | None) -> int | None:
 
 
 def _enqueued_ns(msg: func.QueueMessage, env: Envelope) -> int:
+    """When the message entered the queue, as precisely as we can tell.
+
+    Storage reports insertion time in whole seconds, so on its own it can put the
+    start of queue.wait up to a second early; the listener's ``received_at`` (ms
+    precision, taken just before the send) bounds it from below.
+    """
+    received = int(env.received_at.timestamp() * 1e9)
     inserted = _to_ns(getattr(msg, "insertion_time", None))
-    return inserted if inserted is not None else int(env.received_at.timestamp() * 1e9)
+    return received if inserted is None else max(inserted, received)
 
 
 def _record_queue_wait(msg: func.QueueMessage, env: Envelope, dequeued_ns: int) -> None:

@@ -116,8 +116,12 @@ async def create_message(ctx: RestContext) -> Result:
             return 200, first
     extra = _message_fields(body)
     content = extra.pop("content")
-    if body.get("message_reference"):
-        extra["message_reference"] = body["message_reference"]
+    if ref := body.get("message_reference"):
+        # Discord answers with the reference completed (discord.py requires channel_id).
+        guild_id = state.world.channels[channel_id].guild_id
+        extra["message_reference"] = {"type": 0, "channel_id": ref.get("channel_id", channel_id),
+                                      "message_id": ref.get("message_id"),
+                                      **({"guild_id": guild_id} if guild_id else {})}
         extra["type"] = 19  # REPLY
     message = state.world.message_payload(author=bot, channel_id=channel_id, content=content, nonce=nonce, extra=extra)
     state.messages[message["id"]] = message

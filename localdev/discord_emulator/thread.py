@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from localdev.discord_emulator.emulator import DiscordEmulator
 from localdev.discord_emulator.faults import RestFault
+from localdev.discord_emulator.state import InteractionRecord
 from localdev.discord_emulator.models import JSON
 from localdev.discord_emulator.state import RecordedRequest
 
@@ -153,6 +154,9 @@ class EmulatorThread:
 
     def send_interaction(self, name: str, options: dict[str, Any] | None = None, **kwargs: Any) -> JSON:
         return self._call(lambda: self.emulator.send_interaction(name, options, **kwargs))
+
+    def interaction(self, interaction_id: str) -> InteractionRecord:
+        return self._call(lambda: self.emulator.interaction(interaction_id))
 
     def inject_rest_fault(self, route: str, status: int = 429, count: int = 1, **kwargs: Any) -> RestFault:
         return self._call(lambda: self.emulator.inject_rest_fault(route, status, count, **kwargs))
