@@ -57,6 +57,9 @@ class StartupMarks:
         return out
 
 
+MARKS = StartupMarks(process_start_ns=time.time_ns())
+
+
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
@@ -72,8 +75,6 @@ def _process_start_ns() -> int:
 
     return PROCESS_START_NS
 
-
-MARKS = StartupMarks(process_start_ns=time.time_ns())
 _settings: Settings | None = None
 _runtime: Runtime | None = None
 _lock = threading.Lock()

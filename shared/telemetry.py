@@ -94,6 +94,7 @@ TELEMETRY_SETUP_NS: tuple[int, int] | None = None  # (start, end) of setup_telem
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _requests_instrumented = False
+_requests_settings: Settings | None = None  # what requests was instrumented with (for tests' restore)
 _flush_lock = threading.Lock()
 _flusher: tuple[object, threading.Thread] | None = None  # (provider, thread) of the last flush
 
@@ -143,6 +144,8 @@ def setup_telemetry(
 
             instrument_requests(settings, provider)
             _requests_instrumented = True
+            global _requests_settings
+            _requests_settings = settings
         atexit.register(shutdown)
         _provider = provider
         TELEMETRY_SETUP_NS = (began, time.time_ns())
@@ -231,20 +234,27 @@ def trace_link(
     return f"https://{host}/{team}/environments/{environment}/datasets/{dataset}/trace?trace_id={trace_id_hex}"
 
 
-def reset_for_tests() -> None:
-    """TESTS ONLY: shut down the installed provider and forget it, so setup can run again.
+TestState = tuple["TracerProvider | None", "tuple[int, int] | None", "Settings | None"]
+
+
+def reset_for_tests(*, shutdown_provider: bool = True) -> TestState:
+    """TESTS ONLY: forget the installed provider so setup can run again; returns what was installed.
 
     Resets OpenTelemetry's private once-only global (as its own test utilities do).
-    Tracers obtained from the old provider keep pointing at it.
+    Tracers already resolved keep pointing at the old provider, which is why tests that
+    need a fresh global hand the old one back with :func:`restore_for_tests` afterwards.
     """
-    global _provider, TELEMETRY_SETUP_NS, _requests_instrumented
+    global _provider, TELEMETRY_SETUP_NS, _requests_instrumented, _requests_settings
     with _lock:
-        shutdown(1000)
+        state: TestState = (_provider, TELEMETRY_SETUP_NS, _requests_settings if _requests_instrumented else None)
+        if shutdown_provider:
+            shutdown(1000)
         if _requests_instrumented:
             from shared.telemetry_processors import uninstrument_requests
 
             uninstrument_requests()
             _requests_instrumented = False
+            _requests_settings = None
         atexit.unregister(shutdown)
         from opentelemetry.util._once import Once
 
@@ -252,3 +262,22 @@ def reset_for_tests() -> None:
         trace._TRACER_PROVIDER = None
         _provider = None
         TELEMETRY_SETUP_NS = None
+        return state
+
+
+def restore_for_tests(state: TestState) -> None:
+    """TESTS ONLY: shut down whatever a test installed and reinstall ``state``'s provider."""
+    global _provider, TELEMETRY_SETUP_NS, _requests_instrumented, _requests_settings
+    reset_for_tests()
+    provider, setup_ns, requests_settings = state
+    if provider is None:
+        return
+    with _lock:
+        trace.set_tracer_provider(provider)
+        _provider, TELEMETRY_SETUP_NS = provider, setup_ns
+        if requests_settings is not None:
+            from shared.telemetry_processors import instrument_requests
+
+            instrument_requests(requests_settings, provider)
+            _requests_instrumented, _requests_settings = True, requests_settings
+        atexit.register(shutdown)

@@ -19,7 +19,7 @@ from shared.settings import AZURITE_CONNECTION_STRING, Secret, Settings, Storage
 _EXPORTER = InMemorySpanExporter()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def session_telemetry(tmp_path_factory: pytest.TempPathFactory) -> InMemorySpanExporter:
     settings = Settings(
         storage=StorageSettings(connection_string=Secret(AZURITE_CONNECTION_STRING)),

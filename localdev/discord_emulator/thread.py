@@ -20,9 +20,8 @@ from typing import Any, TypeVar
 
 from localdev.discord_emulator.emulator import DiscordEmulator
 from localdev.discord_emulator.faults import RestFault
-from localdev.discord_emulator.state import InteractionRecord
 from localdev.discord_emulator.models import JSON
-from localdev.discord_emulator.state import RecordedRequest
+from localdev.discord_emulator.state import InteractionRecord, RecordedRequest
 
 T = TypeVar("T")
 

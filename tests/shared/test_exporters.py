@@ -213,9 +213,9 @@ def test_azure_monitor_envelopes_link_the_trace(receiver: Receiver) -> None:
 
 @pytest.fixture
 def installed() -> Iterator[None]:
-    telemetry.reset_for_tests()
+    state = telemetry.reset_for_tests(shutdown_provider=False)
     yield
-    telemetry.reset_for_tests()
+    telemetry.restore_for_tests(state)
 
 
 @pytest.mark.parametrize("mode", ["hang", "503"])

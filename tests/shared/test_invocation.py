@@ -75,7 +75,7 @@ def _incoming(emulator: EmulatorThread, content: str, **ids: str) -> Incoming:
     return Incoming(
         kind="message",
         routed=routed,
-        ids=Ids(message=ids.get("message", message["id"]), channel=emulator.channel_id,
+        ids=Ids(message=str(ids.get("message", message["id"])), channel=emulator.channel_id,
                 author=message["author"]["id"], guild=emulator.guild_id),
         author_name="you",
     )

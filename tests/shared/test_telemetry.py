@@ -45,10 +45,10 @@ def provider_with_memory(
 
 @pytest.fixture
 def clean_globals() -> Iterator[None]:
-    telemetry.reset_for_tests()
+    state = telemetry.reset_for_tests(shutdown_provider=False)
     saved = propagate.get_global_textmap()
     yield
-    telemetry.reset_for_tests()
+    telemetry.restore_for_tests(state)
     propagate.set_global_textmap(saved)
 
 

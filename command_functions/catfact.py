@@ -1,0 +1,39 @@
+"""``!catfact``: a random cat fact from catfact.ninja (``GET /fact`` -> ``{"fact", "length"}``)."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+from opentelemetry import trace
+
+from shared.context import CommandContext
+from shared.errors import ExternalApiError
+from shared.http import get_json
+from shared.invocation import invoke
+from shared.registry import COMMANDS
+
+_log = logging.getLogger(__name__)
+
+SPEC = COMMANDS["catfact"]
+bp = func.Blueprint()
+
+TIMEOUT_S = 5.0
+SERVICE = "the cat fact service"
+MAX_REPLY_CHARS = 2000
+
+
+def handle(ctx: CommandContext) -> str:
+    doc = get_json(ctx.http, ctx.settings.catfact_api_url, service=SERVICE, timeout=TIMEOUT_S).body
+    fact = doc.get("fact") if isinstance(doc, dict) else None
+    if not isinstance(fact, str) or not fact.strip():
+        raise ExternalApiError(f"{SERVICE} sent no fact")
+    fact = fact.strip()
+    trace.get_current_span().set_attribute("app.catfact.length", len(fact))
+    return fact[:MAX_REPLY_CHARS]
+
+
+@bp.function_name("catfact")
+@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
+def catfact(msg: func.QueueMessage) -> None:
+    invoke(msg, SPEC, handle)
