@@ -115,6 +115,10 @@ class EmulatorThread:
         return self.emulator.channel_id
 
     @property
+    def application_id(self) -> str:
+        return self.emulator.application_id
+
+    @property
     def bot_user_id(self) -> str:
         return self.emulator.bot_user_id
 
