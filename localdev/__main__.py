@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -35,9 +36,16 @@ async def run(args: argparse.Namespace) -> int:
 
     azurite = Azurite(port=args.azurite_port).start()
     emulator = None
+    apis = None
     children: list[Child] = []
     try:
         env = {"AzureWebJobsStorage": azurite.connection_string}
+        if not args.live_apis:
+            from localdev.external_apis import StubApis, api_settings
+
+            apis = StubApis()
+            # A URL the user set explicitly still wins over the local stand-in.
+            env.update({k: v for k, v in api_settings(apis.start()).items() if k not in os.environ})
         if trace_file is not None:
             env["LOCAL_TRACE_FILE"] = str(trace_file)
         if settings.discord_token is None:
@@ -54,6 +62,10 @@ async def run(args: argparse.Namespace) -> int:
         print(f"Azurite queues   {azurite.queue_endpoint}")
         if emulator:
             print(f"Discord emulator {emulator.base_url} (REST {emulator.api_url}, gateway {emulator.gateway_url})")
+            print(f"                 guild {emulator.guild_id}, you = user {emulator.human_user_id} "
+                  "(ids for feature_flags.example.json)")
+        if apis:
+            print("External APIs    local stand-ins for catfact, Scryfall, relationships (--live-apis: real ones)")
         print(f"Logs             {RUN_DIR}/functions_host.log, {RUN_DIR}/listener.log")
         print(f"Traces           {trace_file or 'exported (OTLP / Azure Monitor)'}"
               + ("  (python -m localdev.traces)" if trace_file else ""), flush=True)
@@ -80,6 +92,8 @@ async def run(args: argparse.Namespace) -> int:
             await asyncio.to_thread(child.stop)
         if emulator is not None:
             await emulator.stop()
+        if apis is not None:
+            apis.close()
         azurite.stop()
 
 
@@ -87,6 +101,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localdev", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--azurite-port", type=int, default=0, help="queue port (default: a free one)")
     parser.add_argument("--emulator-port", type=int, default=0, help="Discord emulator port (default: a free one)")
+    parser.add_argument("--live-apis", action="store_true",
+                        help="use the real catfact/Scryfall/relationships APIs instead of local stand-ins")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

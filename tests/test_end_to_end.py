@@ -7,6 +7,7 @@ trace of it lands in the local trace file, spanning both services.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from localdev.traces import load_traces
 pytestmark = pytest.mark.e2e
 
 GUILDS, GUILD_MESSAGES, MESSAGE_CONTENT = 1 << 0, 1 << 9, 1 << 15
+ALL_ON = Path(__file__).parent / "data" / "flags_all_on.json"
 
 
 @dataclass
@@ -32,11 +34,14 @@ class Bot:
     listener: Child
     trace_file: Path
     logs: Path
+    flags_file: Path
 
 
 @pytest.fixture(scope="module")
 def bot(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     tmp = tmp_path_factory.mktemp("e2e")
+    flags_file = tmp / "flags.json"
+    flags_file.write_bytes(ALL_ON.read_bytes())
     with EmulatorThread() as emulator:
         env = child_env({
             "AzureWebJobsStorage": azurite.connection_string,
@@ -44,7 +49,7 @@ def bot(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "DISCORD_API_BASE_URL": emulator.api_url,
             "DISCORD_GATEWAY_URL": emulator.gateway_url,
             "LOCAL_TRACE_FILE": str(tmp / "traces.jsonl"),
-            "FEATURE_FLAGS_FILE": str(Path(__file__).parent / "data" / "flags_all_on.json"),
+            "FEATURE_FLAGS_FILE": str(flags_file),
             "CATFACT_API_URL": "http://127.0.0.1:9/unreachable",  # fails fast: no internet in tests
         })
         host = Child("functions_host", "localdev.functions_host", env, tmp / "host.log").start()
@@ -52,7 +57,7 @@ def bot(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         try:
             assert wait_for_line(tmp / "host.log", "Functions host ready", 60, host), (tmp / "host.log").read_text()
             emulator.wait_until_identified(timeout=60)
-            yield Bot(emulator, host, listener, tmp / "traces.jsonl", tmp)
+            yield Bot(emulator, host, listener, tmp / "traces.jsonl", tmp, flags_file)
         finally:
             listener.stop()
             host.stop()
@@ -148,3 +153,32 @@ def test_secrets_never_reach_logs_or_trace_file(bot: Bot, azurite: Azurite) -> N
     texts = [p.read_text(errors="replace") for p in bot.logs.iterdir() if p.is_file()]
     for secret in secrets:
         assert secret and all(secret not in text for text in texts)
+
+
+def _roll_only_for(role_id: str) -> str:
+    audience = {"Users": [], "Groups": [{"Name": f"role:{role_id}", "RolloutPercentage": 100}],
+                "DefaultRolloutPercentage": 0}
+    flag = {"id": "roll", "enabled": True,
+            "conditions": {"client_filters": [{"name": "Microsoft.Targeting", "parameters": {"Audience": audience}}]}}
+    return json.dumps({"feature_management": {"feature_flags": [flag]}})
+
+
+def test_flags_follow_the_authors_roles_and_apply_without_restart(bot: Bot) -> None:
+    role = bot.emulator.emulator.world.default_guild.role_ids[1]
+    bot.flags_file.write_text(_roll_only_for(role))
+    try:
+        deadline = time.monotonic() + 30  # the host re-reads the file within a few seconds
+        while True:
+            with_role = bot.emulator.send_message("!roll 2", roles=(role,))
+            without = bot.emulator.send_message("!roll 2")
+            replies = [bot.emulator.wait_for_bot_message(channel_id=m["channel_id"], after=m["id"], timeout=30)
+                       for m in (with_role, without)]
+            by_source = {r["message_reference"]["message_id"]: r["content"] for r in bot.emulator.bot_messages
+                         if r.get("message_reference")}
+            allowed, refused = by_source.get(with_role["id"], ""), by_source.get(without["id"], "")
+            if "not allowed" in refused and "dice" in allowed:
+                break
+            assert time.monotonic() < deadline, f"flags not applied: {replies}"
+            time.sleep(1)
+    finally:
+        bot.flags_file.write_bytes(ALL_ON.read_bytes())
