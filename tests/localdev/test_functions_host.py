@@ -253,7 +253,8 @@ async def test_batch_size_bounds_concurrency(
         calls.extra.append(threading.current_thread() is not threading.main_thread())
         release.wait(10)
 
-    config = with_queues(FAST, batch_size=2, new_batch_threshold=0)
+    # A generous functionTimeout: on a loaded CI machine the blocked calls must not turn into timeouts.
+    config = replace(with_queues(FAST, batch_size=2, new_batch_threshold=0), function_timeout=timedelta(seconds=60))
     app = one_function_app(name, async_handler if is_async else sync_handler)
     async with running(app, settings, config) as host, queue(azurite, name) as q:
         for i in range(5):
