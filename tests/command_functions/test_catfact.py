@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,19 +10,7 @@ import requests
 from command_functions import catfact
 from shared.errors import ExternalApiError
 from shared.settings import Settings, load_settings
-from tests.command_functions.stub_apis import CAT_FACT, StubApis, make_ctx, running_stub
-
-
-@pytest.fixture
-def stub(tmp_path: Path) -> Iterator[tuple[StubApis, Settings]]:
-    with running_stub(tmp_path) as pair:
-        yield pair
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
+from tests.command_functions.stub_apis import CAT_FACT, StubApis, make_ctx
 
 
 def test_replies_with_the_fact(stub: tuple[StubApis, Settings], http: requests.Session) -> None:

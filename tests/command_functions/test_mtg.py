@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,7 +19,7 @@ from command_functions.mtg_query import MAX_CRITERIA, help_text, parse, search_u
 from shared.errors import ExternalApiError, UsageError
 from shared.registry import SOURCE_URL
 from shared.settings import Settings
-from tests.command_functions.stub_apis import StubApis, make_ctx, running_stub
+from tests.command_functions.stub_apis import StubApis, make_ctx
 from tests.tracing import by_name
 
 WUBG = "WUBG"
@@ -169,18 +167,6 @@ def test_mixed_words_raise_only_usage_errors_and_links_stay_valid(words: list[st
 
 
 # -- against the Scryfall stand-in ----------------------------------------------------------------
-
-
-@pytest.fixture
-def stub(tmp_path: Path) -> Iterator[tuple[StubApis, Settings]]:
-    with running_stub(tmp_path) as pair:
-        yield pair
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
 
 
 def test_reply_names_the_commander_its_identity_and_one_link(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,7 @@ from command_functions import help as help_command
 from command_functions import relationships
 from shared.errors import ExternalApiError, UsageError
 from shared.settings import Settings, load_settings
-from tests.command_functions.stub_apis import RELATIONSHIP, StubApis, make_ctx, running_stub
-
-
-@pytest.fixture
-def stub(tmp_path: Path) -> Iterator[tuple[StubApis, Settings]]:
-    with running_stub(tmp_path) as pair:
-        yield pair
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
+from tests.command_functions.stub_apis import RELATIONSHIP, StubApis, make_ctx
 
 
 def test_synergy_with_relationships_and_credit(stub: tuple[StubApis, Settings], http: requests.Session) -> None:
