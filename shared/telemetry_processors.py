@@ -106,8 +106,14 @@ def instrument_requests(settings: Settings, provider: TracerProvider) -> None:
     Discord webhook URLs carry the interaction token, so the Discord REST client makes its
     own spans with a redacted route; the whole Discord API host is excluded here.
     """
+    import os
+
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
+    # The stable HTTP conventions (http.response.status_code, url.full, server.address), as the
+    # Discord REST client's own spans use, so one query covers every CLIENT span. The
+    # instrumentation reads this documented opt-in from the environment only (once per process).
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     discord = urlsplit(settings.discord_api_base_url)
     excluded = "^" + re.escape(f"{discord.scheme}://{discord.netloc}/") if discord.netloc else ""
     # Versions are pinned in requirements.txt; the dependency check would scan package metadata.

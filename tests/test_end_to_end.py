@@ -18,6 +18,7 @@ import pytest
 
 from localdev.azurite import Azurite
 from localdev.discord_emulator import EmulatorThread
+from localdev.external_apis import CAT_FACT, StubApis, api_settings
 from localdev.stack import Child, child_env, wait_for_line
 from localdev.traces import load_traces
 
@@ -35,6 +36,7 @@ class Bot:
     trace_file: Path
     logs: Path
     flags_file: Path
+    apis: StubApis
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +44,28 @@ def bot(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     tmp = tmp_path_factory.mktemp("e2e")
     flags_file = tmp / "flags.json"
     flags_file.write_bytes(ALL_ON.read_bytes())
+    apis = StubApis()
+    api_urls = api_settings(apis.start())
     with EmulatorThread() as emulator:
         env = child_env({
+            **api_urls,
             "AzureWebJobsStorage": azurite.connection_string,
             "DISCORD_TOKEN": emulator.token,
             "DISCORD_API_BASE_URL": emulator.api_url,
             "DISCORD_GATEWAY_URL": emulator.gateway_url,
             "LOCAL_TRACE_FILE": str(tmp / "traces.jsonl"),
             "FEATURE_FLAGS_FILE": str(flags_file),
-            "CATFACT_API_URL": "http://127.0.0.1:9/unreachable",  # fails fast: no internet in tests
         })
         host = Child("functions_host", "localdev.functions_host", env, tmp / "host.log").start()
         listener = Child("listener", "gateway_listener", env, tmp / "listener.log").start()
         try:
             assert wait_for_line(tmp / "host.log", "Functions host ready", 60, host), (tmp / "host.log").read_text()
             emulator.wait_until_identified(timeout=60)
-            yield Bot(emulator, host, listener, tmp / "traces.jsonl", tmp, flags_file)
+            yield Bot(emulator, host, listener, tmp / "traces.jsonl", tmp, flags_file, apis)
         finally:
             listener.stop()
             host.stop()
+            apis.close()
 
 
 def _say(bot: Bot, content: str, timeout: float = 30.0) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -107,6 +112,21 @@ def test_trace_spans_both_services_with_queue_wait(bot: Bot) -> None:
     assert services["cmd-ping process"] == "discord-bot-functions"
     assert "queue.wait" in services
     assert len({s["trace_id"] for s in spans}) == 1
+
+
+def test_catfact_chain_shows_the_external_call_and_keeps_baggage_home(bot: Bot) -> None:
+    sent, reply = _say(bot, "!catfact")
+    assert reply["content"] == CAT_FACT
+    spans = _trace_of(bot, sent["id"])
+    by_id = {s["span_id"]: s for s in spans}
+    command = next(s for s in spans if s["name"] == "catfact")
+    assert by_id[command["parent_span_id"]]["name"] == "cmd-catfact process"
+    (call,) = [s for s in spans if s.get("parent_span_id") == command["span_id"]]
+    assert call["kind"] == "CLIENT" and call["attributes"]["http.response.status_code"] == 200
+    (request,) = [r for r in bot.apis.requests if r.path == "/fact"]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["traceparent"].split("-")[1] == call["trace_id"]  # the trace reaches the third party...
+    assert "baggage" not in headers  # ...but the trace-level fields (user ids) do not
 
 
 def test_first_invocation_of_a_fresh_host_has_cold_start(bot: Bot) -> None:
