@@ -1,78 +1,104 @@
 """``python -m localdev``: the whole bot on one machine.
 
-Starts Azurite, the local functions host and the listener; with no DISCORD_TOKEN it also
-runs the Discord emulator and a chat prompt where you type ``!ping`` as a user. Prints
-where everything is, and on Ctrl-C / SIGTERM stops all of it, leaving nothing running.
+Starts Azurite, the listener and the functions host; with no DISCORD_TOKEN it also runs
+the Discord emulator and a chat prompt where you type ``!ping`` as a user. The functions
+host scales from zero like Flex Consumption: it starts when a command is waiting (so the
+first command pays, and shows, a real cold start) and stops after an idle period.
+Prints where everything is; Ctrl-C / SIGTERM stops all of it, leaving nothing running.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from localdev.azurite import Azurite, AzuriteError
 from localdev.stack import Child, child_env, wait_for_line
 from shared.errors import SettingsError
-from shared.settings import PROJECT_ROOT, load_settings
+from shared.settings import PROJECT_ROOT, Secret, Settings, StorageSettings, load_settings
 from shared.telemetry_exporters import DEFAULT_TRACE_FILE
 
 RUN_DIR = PROJECT_ROOT / ".localdev"
+HOST_LOG, LISTENER_LOG = RUN_DIR / "functions_host.log", RUN_DIR / "listener.log"
+
+
+def _trace_file(settings: Settings) -> Path | None:
+    path = settings.local_trace_file or (None if settings.exporters_configured else DEFAULT_TRACE_FILE)
+    if path is not None and path.exists():
+        path.unlink()  # this run's traces only
+    return path
+
+
+def _say(text: str) -> None:
+    print(f"\n[localdev] {text}", flush=True)
 
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(require_storage=False)
     RUN_DIR.mkdir(exist_ok=True)
-    trace_file = settings.local_trace_file or (None if settings.exporters_configured else DEFAULT_TRACE_FILE)
-    if trace_file is not None and trace_file.exists():
-        trace_file.unlink()  # this run's traces only
+    trace_file = _trace_file(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    azurite = Azurite(port=args.azurite_port).start()
-    emulator = None
-    apis = None
-    children: list[Child] = []
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        azurite = stack.enter_context(Azurite(port=args.azurite_port))
         env = {"AzureWebJobsStorage": azurite.connection_string}
+        if trace_file is not None:
+            env["LOCAL_TRACE_FILE"] = str(trace_file)
         if not args.live_apis:
             from localdev.external_apis import StubApis, api_settings
 
             apis = StubApis()
+            stack.callback(apis.close)
             # A URL the user set explicitly still wins over the local stand-in.
             env.update({k: v for k, v in api_settings(apis.start()).items() if k not in os.environ})
-        if trace_file is not None:
-            env["LOCAL_TRACE_FILE"] = str(trace_file)
+        emulator = None
         if settings.discord_token is None:
             from localdev.discord_emulator import DiscordEmulator
 
-            emulator = DiscordEmulator(port=args.emulator_port)
-            await emulator.start()
+            emulator = await stack.enter_async_context(DiscordEmulator(port=args.emulator_port))
             env.update(DISCORD_TOKEN=emulator.token, DISCORD_API_BASE_URL=emulator.api_url,
                        DISCORD_GATEWAY_URL=emulator.gateway_url)
-        for name, module in (("functions_host", "localdev.functions_host"), ("listener", "gateway_listener")):
-            log = RUN_DIR / f"{name}.log"
+
+        def start_host() -> Child:
+            return Child("functions_host", "localdev.functions_host", child_env(env), HOST_LOG).start()
+
+        for log in (HOST_LOG, LISTENER_LOG):
             log.write_bytes(b"")
-            children.append(Child(name, module, child_env(env), log).start())
+        if args.always_on:
+            host = start_host()
+            stack.callback(host.stop)
+            if not await asyncio.to_thread(wait_for_line, HOST_LOG, "Functions host ready", 60, host):
+                print(f"The functions host did not start: see {HOST_LOG}", file=sys.stderr)
+                return 1
+        else:
+            await _scale_from_zero(stack, azurite, start_host, args.idle_timeout)
+        listener = Child("listener", "gateway_listener", child_env(env), LISTENER_LOG).start()
+        stack.callback(listener.stop)
+        stack.callback(print, "Stopping...", flush=True)  # last in, so printed first on the way out
+
         print(f"Azurite queues   {azurite.queue_endpoint}")
         if emulator:
             print(f"Discord emulator {emulator.base_url} (REST {emulator.api_url}, gateway {emulator.gateway_url})")
             print(f"                 guild {emulator.guild_id}, you = user {emulator.human_user_id} "
                   "(ids for feature_flags.example.json)")
-        if apis:
+        if not args.live_apis:
             print("External APIs    local stand-ins for catfact, Scryfall, relationships (--live-apis: real ones)")
-        print(f"Logs             {RUN_DIR}/functions_host.log, {RUN_DIR}/listener.log")
+        print("Functions host   " + ("always on" if args.always_on else
+                                     f"scales from zero: starts on the first command, stops after "
+                                     f"{args.idle_timeout:.0f} s idle (--always-on to keep it up)"))
+        print(f"Logs             {HOST_LOG}, {LISTENER_LOG}")
         print(f"Traces           {trace_file or 'exported (OTLP / Azure Monitor)'}"
               + ("  (python -m localdev.traces)" if trace_file else ""), flush=True)
-        host_log = RUN_DIR / "functions_host.log"
-        if not await asyncio.to_thread(wait_for_line, host_log, "Functions host ready", 60, children[0]):
-            print(f"The functions host did not start: see {host_log}", file=sys.stderr)
-            return 1
         if emulator is None:
             print("Connected to Discord with DISCORD_TOKEN. Ctrl-C stops everything.", flush=True)
             await stop.wait()
@@ -80,21 +106,30 @@ async def run(args: argparse.Namespace) -> int:
         try:
             await emulator.wait_until_identified(timeout=60)
         except TimeoutError:
-            print(f"The listener did not connect: see {RUN_DIR}/listener.log", file=sys.stderr)
+            print(f"The listener did not connect: see {LISTENER_LOG}", file=sys.stderr)
             return 1
         from localdev.prompt import run_prompt
 
         await run_prompt(emulator, settings.bot_prefix, trace_file, stop)
-        return 0
-    finally:
-        print("Stopping...", flush=True)
-        for child in reversed(children):
-            await asyncio.to_thread(child.stop)
-        if emulator is not None:
-            await emulator.stop()
-        if apis is not None:
-            apis.close()
-        azurite.stop()
+    return 0
+
+
+async def _scale_from_zero(stack: contextlib.AsyncExitStack[bool | None], azurite: Azurite,
+                           start_host: Callable[[], Child], idle_s: float) -> None:
+    from localdev.scaler import ScaleController
+
+    storage = StorageSettings(connection_string=Secret(azurite.connection_string))
+    scaler = ScaleController(storage, start_host, idle_s=idle_s, on_change=_say)
+    halt = asyncio.Event()
+    task = asyncio.create_task(scaler.run(halt))
+
+    async def shutdown() -> None:
+        halt.set()
+        await task
+        if scaler.host is not None:
+            await asyncio.to_thread(scaler.host.stop)
+
+    stack.push_async_callback(shutdown)
 
 
 def main() -> int:
@@ -103,6 +138,9 @@ def main() -> int:
     parser.add_argument("--emulator-port", type=int, default=0, help="Discord emulator port (default: a free one)")
     parser.add_argument("--live-apis", action="store_true",
                         help="use the real catfact/Scryfall/relationships APIs instead of local stand-ins")
+    parser.add_argument("--always-on", action="store_true", help="run the functions host all the time")
+    parser.add_argument("--idle-timeout", type=float, default=300.0,
+                        help="seconds without commands before the functions host scales to zero (default 300)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
