@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueServiceClient as AsyncQueueServiceClient
 
 
-def _connection_string(storage: StorageSettings) -> str | None:
+def connection_string(storage: StorageSettings) -> str | None:
+    """The connection string to use (UseDevelopmentStorage=true resolved to Azurite), if any."""
     cs = storage.connection_string.reveal() if storage.connection_string else None
     if cs and "usedevelopmentstorage=true" in cs.lower().replace(" ", ""):
         return AZURITE_CONNECTION_STRING
@@ -53,7 +54,7 @@ def _credential() -> Any:
 def service_client(storage: StorageSettings) -> QueueServiceClient:
     from azure.storage.queue import QueueServiceClient
 
-    cs = _connection_string(storage)
+    cs = connection_string(storage)
     if cs:
         return QueueServiceClient.from_connection_string(cs, **_client_kwargs())
     assert storage.queue_service_uri, "StorageSettings needs a connection string or queue URI"
@@ -63,7 +64,7 @@ def service_client(storage: StorageSettings) -> QueueServiceClient:
 def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
     from azure.storage.queue import QueueClient
 
-    cs = _connection_string(storage)
+    cs = connection_string(storage)
     if cs:
         return QueueClient.from_connection_string(cs, queue, **_client_kwargs())
     assert storage.queue_service_uri
@@ -73,7 +74,7 @@ def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
 def async_service_client(storage: StorageSettings) -> AsyncQueueServiceClient:
     from azure.storage.queue.aio import QueueServiceClient as AsyncQSC
 
-    cs = _connection_string(storage)
+    cs = connection_string(storage)
     if cs:
         return AsyncQSC.from_connection_string(cs, **_client_kwargs())
     from azure.identity.aio import DefaultAzureCredential
