@@ -11,6 +11,8 @@ from shared.errors import SettingsError
 
 _log = logging.getLogger("gateway_listener")
 
+DRAIN_TIMEOUT_S = 5.0  # bound on sending what is still buffered at SIGTERM
+
 
 async def run(settings: object) -> None:
     from gateway_listener.bot import ListenerBot
@@ -19,7 +21,7 @@ async def run(settings: object) -> None:
     from shared.settings import Settings
 
     assert isinstance(settings, Settings) and settings.discord_token is not None
-    enqueuer = Enqueuer(settings.storage)
+    enqueuer = Enqueuer(settings.storage, capacity=settings.listener_buffer_capacity)
     bot = ListenerBot(settings, enqueuer, sample_rate=telemetry.sample_rate(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -36,11 +38,12 @@ async def run(settings: object) -> None:
         await bot.close()
         stopper.cancel()
         await asyncio.gather(runner, return_exceptions=True)
-    await enqueuer.close(drain_timeout=5.0)
+    await enqueuer.close(drain_timeout=DRAIN_TIMEOUT_S)
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every HTTP request at INFO
     from gateway_listener.endpoints import apply_endpoints
     from shared import telemetry
     from shared.settings import load_settings

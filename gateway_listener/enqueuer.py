@@ -2,9 +2,12 @@
 
 ``submit()`` is synchronous and O(1): it puts the encoded envelope in a bounded
 buffer and returns False when the buffer is full (the caller tells the user the bot is
-busy). A few worker tasks send from the buffer with the async queue client; when
-storage is unreachable they retry with capped exponential backoff, so messages wait
-in the buffer and are delivered when storage returns. Each message's PRODUCER span is
+busy). The bound counts every message not yet sent, including the ones a worker is
+retrying, so ``capacity`` really is the most the listener holds in memory. A few
+worker tasks send from the buffer with the async queue client; when storage is
+unreachable they retry with capped exponential backoff, so messages wait in the
+buffer and are delivered when storage returns. At shutdown :meth:`drain` cuts the
+backoff short, so a storage that came back is used at once. Each message's PRODUCER span is
 ended when the send really happens, with the queue's message id.
 """
 
@@ -29,6 +32,10 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
+# The workers retry with their own backoff (cut short at shutdown); the SDK's retries
+# underneath would add seconds of sleep to each attempt (its 2nd retry waits 2.25 s).
+_NO_SDK_RETRY: dict[str, Any] = {"retry_total": 0}
+
 
 @dataclass
 class Outgoing:
@@ -50,7 +57,11 @@ class Enqueuer:
     ) -> None:
         self._storage = storage
         self._service = service
-        self._buffer: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=capacity)
+        # Unbounded queue, bounded by ``_outstanding``: items a worker holds count too.
+        self._buffer: asyncio.Queue[Outgoing] = asyncio.Queue()
+        self._capacity = max(1, capacity)
+        self._outstanding = 0
+        self._hurry = asyncio.Event()  # set at shutdown: retry now instead of sleeping out the backoff
         self._clients: dict[str, QueueClient] = {}
         self._ready: set[str] = set()
         self._workers = workers
@@ -61,7 +72,8 @@ class Enqueuer:
 
     @property
     def pending(self) -> int:
-        return self._buffer.qsize()
+        """Messages accepted but not sent yet (buffered or being retried)."""
+        return self._outstanding
 
     async def start(self, queues: Sequence[str] = ()) -> None:
         """Start the workers; create the given queues now (best effort) so the first message is fast."""
@@ -76,18 +88,19 @@ class Enqueuer:
 
     def submit(self, queue: str, text: str, span: Span) -> bool:
         """Buffer one message; False (and the span ended as dropped) when the buffer is full."""
-        try:
-            self._buffer.put_nowait(Outgoing(queue, text, span))
-        except asyncio.QueueFull:
+        if self._outstanding >= self._capacity:
             span.set_status(Status(StatusCode.ERROR, "listener buffer full"))
             span.set_attribute("app.error", "listener buffer full: message dropped")
             span.end()
             return False
-        span.set_attribute("app.buffer.depth", self._buffer.qsize())
+        self._outstanding += 1
+        self._buffer.put_nowait(Outgoing(queue, text, span))
+        span.set_attribute("app.buffer.depth", self._outstanding)
         return True
 
     async def drain(self, timeout: float) -> bool:
-        """Wait (bounded) until everything buffered has been sent."""
+        """Wait (bounded) until everything buffered has been sent; retries stop backing off."""
+        self._hurry.set()
         try:
             await asyncio.wait_for(self._buffer.join(), timeout)
             return True
@@ -118,7 +131,7 @@ class Enqueuer:
             from azure.core.exceptions import ResourceExistsError
 
             with contextlib.suppress(ResourceExistsError):
-                await client.create_queue()
+                await client.create_queue(**_NO_SDK_RETRY)
             self._ready.add(queue)
         return client
 
@@ -128,6 +141,7 @@ class Enqueuer:
             try:
                 await self._send_with_retry(item)
             finally:
+                self._outstanding -= 1
                 self._buffer.task_done()
 
     async def _send_with_retry(self, item: Outgoing) -> None:
@@ -135,7 +149,7 @@ class Enqueuer:
         while True:
             try:
                 client = await self._ensure(item.queue)
-                sent: Any = await client.send_message(item.text)
+                sent: Any = await client.send_message(item.text, **_NO_SDK_RETRY)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -148,7 +162,11 @@ class Enqueuer:
                 if attempt == 1:
                     _log.warning("storage unreachable sending to %s (%s); buffering and retrying",
                                  item.queue, type(exc).__name__)
-                await asyncio.sleep(delay)
+                if self._hurry.is_set():
+                    await asyncio.sleep(min(delay, 0.25))
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._hurry.wait(), delay)
                 continue
             self.sent += 1
             item.span.set_attribute("messaging.message.id", sent.id)

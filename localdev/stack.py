@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +28,14 @@ class Child:
     module: str
     env: Mapping[str, str]
     log_path: Path | None = None
+    args: Sequence[str] = ()  # extra command-line arguments after ``-m module``
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> Child:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module], cwd=PROJECT_ROOT, env=dict(self.env), stdout=out, stderr=out,
+            [sys.executable, "-m", self.module, *self.args], cwd=PROJECT_ROOT, env=dict(self.env),
+            stdout=out, stderr=out,
             start_new_session=True,  # Ctrl-C at the prompt is ours to forward, not the terminal's
         )
         return self

@@ -73,6 +73,7 @@ class Settings:
     deployment_environment: str = "local"
     service_version: str = "0.1.0"
     azure_resource: Mapping[str, str] = field(default_factory=dict)
+    listener_buffer_capacity: int = 1000
 
     @property
     def exporters_configured(self) -> bool:
@@ -139,6 +140,19 @@ def _sampler_arg(values: Mapping[str, str]) -> float:
     return ratio
 
 
+def _bounded_int(values: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected an integer {low}-{high}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}: expected an integer {low}-{high}, got {raw!r}")
+    return value
+
+
 def _azure_resource(values: Mapping[str, str]) -> dict[str, str]:
     """Resource attributes the Functions/App Service platform exposes as app settings."""
     out: dict[str, str] = {}
@@ -195,4 +209,5 @@ def load_settings(
         ),
         service_version=values.get("SERVICE_VERSION", "0.1.0"),
         azure_resource=_azure_resource(values),
+        listener_buffer_capacity=_bounded_int(values, "LISTENER_BUFFER_CAPACITY", 1000, 1, 1_000_000),
     )

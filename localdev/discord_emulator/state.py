@@ -94,6 +94,7 @@ class EmulatorState:
         self.interactions: dict[str, InteractionRecord] = {}
         self.commands: dict[str | None, dict[str, JSON]] = {}  # guild id (None = global) -> name -> command
         self._nonces: dict[tuple[str, str, str], tuple[float, JSON]] = {}
+        self.nonce_duplicates = 0  # creates answered with an earlier message (redeliveries made harmless)
         self._changed = asyncio.Condition()
 
     @property
@@ -106,6 +107,7 @@ class EmulatorState:
         entry = self._nonces.get((channel_id, author_id, nonce))
         if entry is None or time.monotonic() - entry[0] > NONCE_WINDOW_S:
             return None
+        self.nonce_duplicates += 1
         return entry[1]
 
     def remember_nonce(self, channel_id: str, author_id: str, nonce: str, message: JSON) -> None:

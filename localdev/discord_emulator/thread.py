@@ -139,6 +139,16 @@ class EmulatorThread:
         return self._call(lambda: list(self.emulator.bot_messages))
 
     @property
+    def heartbeat_count(self) -> int:
+        """Heartbeats received from the bot (each one is ACKed)."""
+        return self._call(lambda: len(self.emulator.gateway.heartbeats))
+
+    @property
+    def nonce_duplicates(self) -> int:
+        """Message creates that repeated an enforced nonce and got the first message back."""
+        return self._call(lambda: self.emulator.state.nonce_duplicates)
+
+    @property
     def ready_count(self) -> int:
         return self._call(lambda: self.emulator.ready_count)
 

@@ -14,12 +14,14 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import azure.functions as func
 
 from localdev.functions_host.host import FunctionsHost
 from localdev.functions_host.hostconfig import load_host_config
+from localdev.functions_host.queue_worker import LEASE
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, load_settings
 
@@ -38,11 +40,22 @@ def load_app(spec: str) -> func.FunctionApp:
     return app
 
 
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds >= 1, got {raw!r}")
+    return value
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m localdev.functions_host", description=__doc__)
     parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     parser.add_argument("--host-json", type=Path, default=PROJECT_ROOT / "host.json")
     parser.add_argument("--drain-timeout", type=float, default=10.0, help="seconds to wait for in-flight work")
+    # Not in host.json: the real host's lease is fixed. Tests shorten it to see a crashed
+    # host's messages reappear in seconds instead of a minute.
+    parser.add_argument("--lease-seconds", type=_positive_int, default=int(LEASE.total_seconds()),
+                        help="how long a received message stays invisible between renewals (default 60)")
     return parser.parse_args(argv)
 
 
@@ -61,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         host_config = load_host_config(args.host_json)
-        host = FunctionsHost(load_app(args.app), settings, host_config, drain_timeout=args.drain_timeout)
+        host = FunctionsHost(
+            load_app(args.app), settings, host_config,
+            drain_timeout=args.drain_timeout, lease=timedelta(seconds=args.lease_seconds),
+        )  # fmt: skip
     except SettingsError as exc:
         _log.error("cannot start: %s", exc)
         return 2
