@@ -4,7 +4,8 @@
 buffer and returns False when the buffer is full (the caller tells the user the bot is
 busy). The bound counts every message not yet sent, including the ones a worker is
 retrying, so ``capacity`` really is the most the listener holds in memory. A few
-worker tasks send from the buffer with the async queue client; when storage is
+worker tasks send from the buffer with a QueueSender (gateway_listener/senders.py:
+no retries of its own, short timeouts); when storage is
 unreachable they retry with capped exponential backoff, so messages wait in the
 buffer and are delivered when storage returns. At shutdown :meth:`drain` cuts the
 backoff short, so a storage that came back is used at once. Each message's PRODUCER span is
@@ -20,21 +21,13 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from shared.queues import async_service_client, queue_of
+from gateway_listener.senders import QueueSender, make_sender
 from shared.settings import StorageSettings
 
-if TYPE_CHECKING:
-    from azure.storage.queue.aio import QueueClient, QueueServiceClient
-
 _log = logging.getLogger(__name__)
-
-# The workers retry with their own backoff (cut short at shutdown); the SDK's retries
-# underneath would add seconds of sleep to each attempt (its 2nd retry waits 2.25 s).
-_NO_SDK_RETRY: dict[str, Any] = {"retry_total": 0}
 
 
 @dataclass
@@ -53,16 +46,14 @@ class Enqueuer:
         capacity: int = 1000,
         workers: int = 8,
         max_backoff: float = 10.0,
-        service: QueueServiceClient | None = None,
+        sender: QueueSender | None = None,
     ) -> None:
-        self._storage = storage
-        self._service = service
+        self._sender = sender or make_sender(storage)
         # Unbounded queue, bounded by ``_outstanding``: items a worker holds count too.
         self._buffer: asyncio.Queue[Outgoing] = asyncio.Queue()
         self._capacity = max(1, capacity)
         self._outstanding = 0
         self._hurry = asyncio.Event()  # set at shutdown: retry now instead of sleeping out the backoff
-        self._clients: dict[str, QueueClient] = {}
         self._ready: set[str] = set()
         self._workers = workers
         self._max_backoff = max_backoff
@@ -77,8 +68,6 @@ class Enqueuer:
 
     async def start(self, queues: Sequence[str] = ()) -> None:
         """Start the workers; create the given queues now (best effort) so the first message is fast."""
-        if self._service is None:
-            self._service = async_service_client(self._storage)
         for queue in queues:
             try:
                 await self._ensure(queue)
@@ -117,23 +106,12 @@ class Enqueuer:
             item = self._buffer.get_nowait()
             item.span.set_status(Status(StatusCode.ERROR, "listener stopped before storage returned"))
             item.span.end()
-        for client in self._clients.values():
-            await client.close()
-        if self._service is not None:
-            await self._service.close()
+        await self._sender.close()
 
-    async def _ensure(self, queue: str) -> QueueClient:
-        client = self._clients.get(queue)
-        if client is None:
-            assert self._service is not None
-            client = self._clients[queue] = queue_of(self._service, queue)
+    async def _ensure(self, queue: str) -> None:
         if queue not in self._ready:
-            from azure.core.exceptions import ResourceExistsError
-
-            with contextlib.suppress(ResourceExistsError):
-                await client.create_queue(**_NO_SDK_RETRY)
+            await self._sender.create_queue(queue)
             self._ready.add(queue)
-        return client
 
     async def _work(self) -> None:
         while True:
@@ -148,8 +126,8 @@ class Enqueuer:
         attempt = 0
         while True:
             try:
-                client = await self._ensure(item.queue)
-                sent: Any = await client.send_message(item.text, **_NO_SDK_RETRY)
+                await self._ensure(item.queue)
+                message_id = await self._sender.send_message(item.queue, item.text)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -169,7 +147,7 @@ class Enqueuer:
                         await asyncio.wait_for(self._hurry.wait(), delay)
                 continue
             self.sent += 1
-            item.span.set_attribute("messaging.message.id", sent.id)
+            item.span.set_attribute("messaging.message.id", message_id)
             item.span.set_attribute("app.buffer.wait_ms", round((time.monotonic() - item.buffered_at) * 1000, 2))
             if attempt:
                 item.span.set_attribute("app.enqueue.attempts", attempt + 1)

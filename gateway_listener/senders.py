@@ -28,7 +28,9 @@ class QueueSender(Protocol):
 
 
 class SdkQueueSender:
-    """The SDK path, for managed identity."""
+    """The SDK path, for managed identity. The SDK's own retries are off: the Enqueuer
+    retries with its own backoff (cut short at shutdown), where the SDK's would sleep
+    seconds inside each attempt."""
 
     def __init__(self, storage: StorageSettings) -> None:
         from shared.queues import async_service_client
@@ -47,13 +49,13 @@ class SdkQueueSender:
         from azure.core.exceptions import ResourceExistsError
 
         with contextlib.suppress(ResourceExistsError):
-            await self._client(queue).create_queue()
+            await self._client(queue).create_queue(retry_total=0)
 
     async def send_message(self, queue: str, text: str) -> str:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            sent = await self._client(queue).send_message(text)
+            sent = await self._client(queue).send_message(text, retry_total=0)
         except ResourceNotFoundError as exc:
             raise QueueNotFoundError(404, "QueueNotFound", "put message") from exc
         return str(sent.id)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway_listener.queue_rest import QueueNotFoundError, QueueRequestError, QueueRestClient, parse_connection_string
+from gateway_listener.senders import SdkQueueSender, make_sender
 from localdev.azurite import Azurite
 from shared.queues import queue_client
 from shared.settings import Secret, StorageSettings
@@ -56,3 +57,21 @@ def test_connection_string_forms() -> None:
     assert (account, key, endpoint) == ("acct", b"key", "https://acct.queue.core.windows.net")
     with pytest.raises(ValueError, match="AccountKey"):
         parse_connection_string("AccountName=acct")
+
+
+@pytest.mark.parametrize("kind", ["rest", "sdk"])
+async def test_both_senders_speak_the_same_protocol(azurite: Azurite, queue_names: Iterator[str], kind: str) -> None:
+    storage = StorageSettings(connection_string=Secret(azurite.connection_string))
+    sender = make_sender(storage) if kind == "rest" else SdkQueueSender(storage)
+    assert isinstance(sender, QueueRestClient) == (kind == "rest")
+    name = next(queue_names)
+    try:
+        with pytest.raises(QueueNotFoundError):
+            await sender.send_message(name, "early")
+        await sender.create_queue(name)
+        await sender.create_queue(name)
+        message_id = await sender.send_message(name, "ping")
+    finally:
+        await sender.close()
+    (msg,) = queue_client(storage, name).receive_messages(max_messages=5)
+    assert (msg.id, msg.content) == (message_id, b"ping")
