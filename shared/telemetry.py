@@ -96,7 +96,7 @@ _provider: TracerProvider | None = None
 _requests_instrumented = False
 _requests_settings: Settings | None = None  # what requests was instrumented with (for tests' restore)
 _flush_lock = threading.Lock()
-_flusher: tuple[object, threading.Thread] | None = None  # (provider, thread) of the last flush
+_flusher: tuple[object, _Job] | None = None  # (provider, job) of the last flush
 
 
 def trace_fields_context(
@@ -152,36 +152,50 @@ def setup_telemetry(
         return provider
 
 
-def _run_bounded(name: str, target: Callable[[], bool], timeout_millis: int, *, key: object = None) -> bool:
-    """Run ``target()`` in a daemon thread, waiting at most ``timeout_millis``; False if it fails or overruns.
+class _Job:
+    """One bounded background call; its outcome stays with it, for whoever waits on it."""
 
-    With a ``key``, a still-running call for the same key is waited on instead of starting
-    another: a flush stuck on a dead endpoint holds the export lock, and more threads would
-    only pile up behind it.
-    """
-    global _flusher
-    result: list[bool] = []
+    def __init__(self, name: str, target: Callable[[], bool]) -> None:
+        self.ok = False
+        self.thread = threading.Thread(target=self._run, args=(name, target), name=f"telemetry-{name}", daemon=True)
 
-    def run() -> None:
+    def _run(self, name: str, target: Callable[[], bool]) -> None:
         try:
-            result.append(bool(target()))
+            self.ok = bool(target())
         except Exception:
             _log.exception("telemetry %s failed", name)
 
-    with _flush_lock:
-        if key is not None and _flusher is not None and _flusher[0] is key and _flusher[1].is_alive():
-            thread = _flusher[1]
-        else:
-            thread = threading.Thread(target=run, name=f"telemetry-{name}", daemon=True)
-            try:
-                thread.start()
-            except RuntimeError as exc:  # interpreter shutting down, or out of threads
-                _log.warning("telemetry %s not started: %s", name, exc)
-                return False
-            if key is not None:
-                _flusher = (key, thread)
-    thread.join(max(timeout_millis, 0) / 1000)
-    return not thread.is_alive() and result == [True]
+    def wait(self, deadline: float) -> bool:
+        self.thread.join(max(deadline - time.monotonic(), 0))
+        return not self.thread.is_alive() and self.ok
+
+
+def _run_bounded(name: str, target: Callable[[], bool], timeout_millis: int, *, key: object = None) -> bool:
+    """Run ``target()`` in a daemon thread, waiting at most ``timeout_millis``; False if it fails or overruns.
+
+    With a ``key``, calls are serialised: a still-running call for the same key is waited
+    on first (a flush stuck on a dead endpoint holds the export lock, and more threads
+    would only pile up behind it), then this call's own run gets the time that is left,
+    so spans that ended after the earlier flush began are exported too.
+    """
+    global _flusher
+    deadline = time.monotonic() + max(timeout_millis, 0) / 1000
+    if key is not None:
+        with _flush_lock:
+            running = _flusher[1] if _flusher is not None and _flusher[0] is key else None
+        if running is not None and running.thread.is_alive() and not running.wait(deadline) \
+                and running.thread.is_alive():
+            return False
+    job = _Job(name, target)
+    try:
+        job.thread.start()
+    except RuntimeError as exc:  # interpreter shutting down, or out of threads
+        _log.warning("telemetry %s not started: %s", name, exc)
+        return False
+    if key is not None:
+        with _flush_lock:
+            _flusher = (key, job)
+    return job.wait(deadline)
 
 
 def flush(timeout_millis: int = 2000) -> bool:

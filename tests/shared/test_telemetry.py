@@ -272,3 +272,32 @@ def test_trace_link_and_process_start(tmp_path: Path) -> None:
     started_by_os = psutil.Process().create_time()
     assert abs(telemetry.PROCESS_START_NS / 1e9 - started_by_os) < 1.0
     assert time.time_ns() >= telemetry.PROCESS_START_NS
+
+
+class _SlowExporter(InMemorySpanExporter):
+    """Takes its time, like a real endpoint across a network."""
+
+    def export(self, spans: Any) -> Any:
+        time.sleep(0.3)
+        return super().export(spans)
+
+
+def test_concurrent_flushes_each_export_their_own_spans(tmp_path: Path, clean_globals: None) -> None:
+    import threading
+
+    slow = _SlowExporter()
+    provider = telemetry.setup_telemetry(make_settings(tmp_path), "listener", extra_exporters=[slow])
+    tracer = provider.get_tracer("test")
+    results: list[bool] = []
+
+    def invocation(name: str) -> None:
+        tracer.start_span(name).end()
+        results.append(telemetry.flush(3000))
+
+    threads = [threading.Thread(target=invocation, args=(f"inv-{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True, True, True]
+    assert sorted(s.name for s in slow.get_finished_spans()) == ["inv-0", "inv-1", "inv-2"]
