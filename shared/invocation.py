@@ -97,6 +97,9 @@ def _run_and_reply(
             send_span.set_attribute("app.response", reply[:RESPONSE_ATTR_CHARS])
             send_span.set_attribute("app.response.length", len(reply))
             rt.rest.send_reply(env, reply)
+        # What the user waited: from the listener receiving the message to the reply being
+        # accepted by Discord. The queryable "how slow is this command" number.
+        span.set_attribute("app.end_to_end_ms", round((time.time_ns() - _received_ns(env)) / 1e6, 1))
     except PermanentError as exc:
         _fail(span, exc)
         _send_to_poison(rt, spec, msg, exc, trace_id)
@@ -184,6 +187,10 @@ def _to_ns(value: datetime | None) -> int | None:
     return int(value.timestamp() * 1e9) if value is not None else None
 
 
+def _received_ns(env: Envelope) -> int:
+    return int(env.received_at.timestamp() * 1e9)
+
+
 def _enqueued_ns(msg: func.QueueMessage, env: Envelope) -> int:
     """When the message entered the queue, as precisely as we can tell.
 
@@ -191,7 +198,7 @@ def _enqueued_ns(msg: func.QueueMessage, env: Envelope) -> int:
     start of queue.wait up to a second early; the listener's ``received_at`` (ms
     precision, taken just before the send) bounds it from below.
     """
-    received = int(env.received_at.timestamp() * 1e9)
+    received = _received_ns(env)
     inserted = _to_ns(getattr(msg, "insertion_time", None))
     return received if inserted is None else max(inserted, received)
 

@@ -123,6 +123,7 @@ async def test_one_trace_from_listener_to_discord(runtime: Runtime, emulator: Em
     assert producer.attributes["messaging.message.id"] == process.attributes["messaging.message.id"]
     assert process.attributes["faas.trigger"] == "pubsub"
     assert process.attributes["messaging.message.delivery_count"] == 1
+    assert 0 < process.attributes["app.end_to_end_ms"] < 60_000
     for name in ("queue.wait", "feature_flags", "ping", "discord.send_response"):
         assert by_name(finished, name).parent.span_id == process.context.span_id
     send = by_name(finished, "discord.send_response")
