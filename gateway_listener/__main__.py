@@ -8,19 +8,19 @@ import signal
 import sys
 
 from shared.errors import SettingsError
+from shared.settings import Settings
 
 _log = logging.getLogger("gateway_listener")
 
 DRAIN_TIMEOUT_S = 5.0  # bound on sending what is still buffered at SIGTERM
 
 
-async def run(settings: object) -> None:
+async def run(settings: Settings) -> None:
     from gateway_listener.bot import ListenerBot
     from gateway_listener.enqueuer import Enqueuer
     from shared import telemetry
-    from shared.settings import Settings
 
-    assert isinstance(settings, Settings) and settings.discord_token is not None
+    assert settings.discord_token is not None, "checked in main()"
     enqueuer = Enqueuer(settings.storage, capacity=settings.listener_buffer_capacity)
     bot = ListenerBot(settings, enqueuer, sample_rate=telemetry.sample_rate(settings))
     stop = asyncio.Event()
@@ -31,9 +31,9 @@ async def run(settings: object) -> None:
         runner = asyncio.create_task(bot.start(settings.discord_token.reveal()))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if runner in done and runner.exception():
+        if runner in done and (failure := runner.exception()) is not None:
             stopper.cancel()
-            raise runner.exception()  # type: ignore[misc]
+            raise failure
         _log.info("stopping: closing the gateway, then draining %d buffered messages", enqueuer.pending)
         await bot.close()
         stopper.cancel()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-from opentelemetry import baggage, context, trace
+from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway_listener.enqueuer import Enqueuer
@@ -22,7 +22,7 @@ from gateway_listener.parsing import Routed
 from shared.envelope import TRACE_SETTER, TRIGGER_BY_KIND, Envelope, Ids, InteractionRef, Kind, encode
 from shared.errors import EnvelopeError
 from shared.registry import COMMANDS, MESSAGING_SYSTEM
-from shared.telemetry import ENVELOPE_PROPAGATOR
+from shared.telemetry import ENVELOPE_PROPAGATOR, trace_fields_context
 
 _log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -58,10 +58,7 @@ def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tu
         interaction=incoming.interaction,
         roles=incoming.roles,
     )
-    ctx = context.get_current()
-    for key, value in {**env.trace_fields(), "SampleRate": str(sample_rate)}.items():
-        ctx = baggage.set_baggage(key, value, ctx)
-    token = context.attach(ctx)
+    token = context.attach(trace_fields_context(env.trace_fields(), rate=sample_rate))
     try:
         with _tracer.start_as_current_span(
             "discord.command", kind=SpanKind.CONSUMER, attributes=_root_attributes(env, routed)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from opentelemetry import baggage, context, trace
+from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes
 
@@ -155,9 +155,8 @@ def _parent_context(env: Envelope) -> tuple[context.Context, str | None]:
     if "traceparent" in env.trace and not trace.get_current_span(ctx).get_span_context().is_valid:
         problem = f"malformed traceparent {env.trace['traceparent'][:60]!r}: started a new trace"
         _log.warning("%s (message %s)", problem, env.ids.message)
-    for key, value in env.trace_fields().items():
-        ctx = baggage.set_baggage(key, value, ctx)
-    return ctx, problem
+    # Rebuilt from the envelope itself, so even a message with garbled trace context has them.
+    return telemetry.trace_fields_context(env.trace_fields(), ctx), problem
 
 
 def _process_attributes(msg: func.QueueMessage, spec: CommandSpec, env: Envelope, first: bool) -> Attributes:

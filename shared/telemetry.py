@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from opentelemetry import baggage, trace
+from opentelemetry import context as context_api
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -100,16 +101,20 @@ _flusher: tuple[object, _Job] | None = None  # (provider, job) of the last flush
 
 
 def trace_fields_context(
-    fields: Mapping[str, str | int | None], settings: Settings, context: Context | None = None
+    fields: Mapping[str, str | int | None], context: Context | None = None, *, rate: int | None = None
 ) -> Context:
-    """``context`` with the trace-level fields (and SampleRate) set as baggage.
+    """``context`` with the trace-level fields (and, given ``rate``, SampleRate) set as baggage.
 
-    The listener attaches it (``token = context.attach(ctx)`` ... ``context.detach(token)``)
-    around the root span: ``start_as_current_span(context=ctx)`` alone would not keep the
-    baggage current for child spans or for the envelope inject. The fields then land on
-    every span of the trace on both sides. Keys outside :data:`TRACE_FIELDS` are ignored.
+    Both sides use it: the listener around its root span (``rate`` = its sample rate), the
+    function around its process span (SampleRate then arrives with the envelope's baggage).
+    Attach the result (``token = context.attach(ctx)`` ... ``context.detach(token)``):
+    ``start_as_current_span(context=ctx)`` alone would not keep the baggage current for
+    child spans or for the envelope inject. The fields then land on every span of the
+    trace. Keys outside :data:`TRACE_FIELDS` are ignored.
     """
-    ctx = baggage.set_baggage("SampleRate", str(sample_rate(settings)), context)
+    ctx = context_api.get_current() if context is None else context
+    if rate is not None:
+        ctx = baggage.set_baggage("SampleRate", str(rate), ctx)
     for key, value in fields.items():
         if key in TRACE_FIELDS and value is not None:
             ctx = baggage.set_baggage(key, str(value), ctx)

@@ -87,7 +87,9 @@ def test_resource_names_each_component(tmp_path: Path) -> None:
 def test_trace_fields_in_baggage_land_on_every_span(tmp_path: Path) -> None:
     provider, memory = provider_with_memory(make_settings(tmp_path), "listener")
     tracer = provider.get_tracer(__name__)
-    ctx = telemetry.trace_fields_context({**FIELDS, "discord.author.name": "someone"}, make_settings(tmp_path))
+    ctx = telemetry.trace_fields_context(
+        {**FIELDS, "discord.author.name": "someone"}, rate=telemetry.sample_rate(make_settings(tmp_path))
+    )
     ctx = baggage.set_baggage("not.a.trace.field", "x", ctx)
     token = context.attach(ctx)
     try:
@@ -109,7 +111,7 @@ def test_function_side_copies_fields_from_an_extracted_envelope(tmp_path: Path) 
     listener, _ = provider_with_memory(settings, "listener")
     functions, memory = provider_with_memory(settings, "functions")
     carrier: dict[str, str] = {}
-    token = context.attach(telemetry.trace_fields_context(FIELDS, settings))
+    token = context.attach(telemetry.trace_fields_context(FIELDS, rate=telemetry.sample_rate(settings)))
     try:
         # Force a sampled root whatever the ratio draws: the decision itself is tested below.
         parent = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
@@ -139,7 +141,7 @@ def test_function_side_copies_fields_from_an_extracted_envelope(tmp_path: Path) 
 
 def test_global_propagator_sends_traceparent_but_never_baggage(tmp_path: Path, clean_globals: None) -> None:
     telemetry.setup_telemetry(make_settings(tmp_path), "listener", use_simple_processor=True)
-    token = context.attach(telemetry.trace_fields_context(FIELDS, make_settings(tmp_path)))
+    token = context.attach(telemetry.trace_fields_context(FIELDS, rate=telemetry.sample_rate(make_settings(tmp_path))))
     try:
         with trace.get_tracer(__name__).start_as_current_span("discord.command"):
             headers: dict[str, str] = {}
@@ -222,7 +224,7 @@ def test_requests_are_traced_except_discord(tmp_path: Path, clean_globals: None)
         memory = InMemorySpanExporter()
         settings = make_settings(tmp_path, discord_api_base_url=f"{discord.url}/api/v10")
         telemetry.setup_telemetry(settings, "functions", extra_exporters=[memory], use_simple_processor=True)
-        token = context.attach(telemetry.trace_fields_context(FIELDS, settings))
+        token = context.attach(telemetry.trace_fields_context(FIELDS, rate=telemetry.sample_rate(settings)))
         try:
             with trace.get_tracer(__name__).start_as_current_span("catfact") as parent:
                 requests.get(f"{catfact.url}/fact?max_length=80&api_key=hunter2", timeout=5)
