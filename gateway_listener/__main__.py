@@ -27,18 +27,19 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with bot:
-        runner = asyncio.create_task(bot.start(settings.discord_token.reveal()))
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if runner in done and (failure := runner.exception()) is not None:
+    try:
+        async with bot:
+            runner = asyncio.create_task(bot.start(settings.discord_token.reveal()))
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
-            raise failure
-        _log.info("stopping: closing the gateway, then draining %d buffered messages", enqueuer.pending)
-        await bot.close()
-        stopper.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
-    await enqueuer.close(drain_timeout=DRAIN_TIMEOUT_S)
+            if runner in done and (failure := runner.exception()) is not None:
+                raise failure
+            _log.info("stopping: closing the gateway, then draining %d buffered messages", enqueuer.pending)
+            await bot.close()
+            await asyncio.gather(runner, return_exceptions=True)
+    finally:
+        await enqueuer.close(drain_timeout=DRAIN_TIMEOUT_S)
 
 
 def main() -> int:

@@ -116,7 +116,8 @@ class ListenerBot(discord.Client):
         outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate)
         if outcome is not Outcome.QUEUED:
             text = BUSY_REPLY if outcome is Outcome.BUSY else REJECTED_REPLY
-            self._spawn(interaction.edit_original_response(content=f"{text} (trace `{trace_id}`)"))
+            self._spawn(interaction.edit_original_response(content=f"{text} (trace `{trace_id}`)",
+                                                           allowed_mentions=NO_MENTIONS))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

@@ -67,13 +67,20 @@ class Enqueuer:
         return self._outstanding
 
     async def start(self, queues: Sequence[str] = ()) -> None:
-        """Start the workers; create the given queues now (best effort) so the first message is fast."""
-        for queue in queues:
-            try:
-                await self._ensure(queue)
-            except Exception as exc:  # storage may be down at start: the workers will keep trying
-                _log.warning("could not create queue %s yet: %s", queue, type(exc).__name__)
+        """Start the workers, and create the given queues in the background (best effort).
+
+        Never waits for storage: the gateway connects even while storage is down, and the
+        workers create any queue that is still missing when they first send to it.
+        """
         self._tasks = [asyncio.create_task(self._work(), name=f"enqueuer-{i}") for i in range(self._workers)]
+        if queues:
+            self._tasks.append(asyncio.create_task(self._prepare(queues), name="enqueuer-prepare"))
+
+    async def _prepare(self, queues: Sequence[str]) -> None:
+        results = await asyncio.gather(*(self._ensure(q) for q in queues), return_exceptions=True)
+        if failed := [q for q, r in zip(queues, results, strict=True) if isinstance(r, Exception)]:
+            _log.warning("could not create %d queues yet (storage unreachable?): the first send will retry",
+                         len(failed))
 
     def submit(self, queue: str, text: str, span: Span) -> bool:
         """Buffer one message; False (and the span ended as dropped) when the buffer is full."""
@@ -118,6 +125,10 @@ class Enqueuer:
             item = await self._buffer.get()
             try:
                 await self._send_with_retry(item)
+            except asyncio.CancelledError:  # stopped mid-retry: the trace should say so
+                item.span.set_status(Status(StatusCode.ERROR, "listener stopped before storage returned"))
+                item.span.end()
+                raise
             finally:
                 self._outstanding -= 1
                 self._buffer.task_done()

@@ -11,13 +11,15 @@ import asyncio
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from localdev.discord_emulator import DiscordEmulator
 from localdev.traces import load_traces, render_trace
 from shared.registry import COMMANDS
 
+T = TypeVar("T")
 REPLY_TIMEOUT_S = 60.0  # a first command pays Azurite polling + cold start
 TRACE_TIMEOUT_S = 5.0
 
@@ -96,6 +98,18 @@ async def _waterfall(trace_file: Path, source_id: str) -> str | None:
     return None
 
 
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T:
+    """``await work``, but give up (CancelledError) as soon as ``stop`` is set."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        task.cancel()
+        raise asyncio.CancelledError
+    return task.result()
+
+
 async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event) -> None:
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     _stdin_lines(asyncio.get_running_loop(), lines)
@@ -121,12 +135,17 @@ async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | 
             emulator.send_message(line)  # ordinary chat: the bot ignores it and traces nothing
             continue
         try:
-            reply, source_id = await _reply(emulator, line)
+            reply, source_id = await _unless_stopped(_reply(emulator, line), stop)
         except TimeoutError:
             print(f"(no reply within {REPLY_TIMEOUT_S:.0f} s: see .localdev/*.log)", flush=True)
             continue
+        except asyncio.CancelledError:
+            break  # Ctrl-C while waiting for the bot
         print("bot> " + reply.replace("\n", "\n     "), flush=True)
         if trace_file is not None:
-            waterfall = await _waterfall(trace_file, source_id)
+            try:
+                waterfall = await _unless_stopped(_waterfall(trace_file, source_id), stop)
+            except asyncio.CancelledError:
+                break
             print(waterfall if waterfall else "(trace not in the local file yet: python -m localdev.traces)",
                   flush=True)

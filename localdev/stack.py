@@ -32,12 +32,14 @@ class Child:
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> Child:
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the child
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - closed once the child has it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, *self.args], cwd=PROJECT_ROOT, env=dict(self.env),
             stdout=out, stderr=out,
             start_new_session=True,  # Ctrl-C at the prompt is ours to forward, not the terminal's
         )
+        if not isinstance(out, int):
+            out.close()  # the child has its own copy
         return self
 
     @property

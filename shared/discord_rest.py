@@ -344,7 +344,9 @@ def _json(response: requests.Response) -> Any:
 def _detail(payload: Any, response: requests.Response) -> str:
     """Discord's error message and code, plus the first field errors (for 400s)."""
     if not isinstance(payload, dict) or "message" not in payload:
-        text = " ".join(response.text.split())[:200]
+        # Not Discord's JSON (a proxy or edge page): it may echo the path, which holds the
+        # interaction token on webhook routes.
+        text = _TOKEN_IN_PATH.sub(r"\1REDACTED", " ".join(response.text.split()))[:200]
         return text or response.reason or "no details"
     out = f"{payload.get('message')} (code {payload.get('code')})"
     fields = list(_field_errors(payload.get("errors"), ""))[:3]

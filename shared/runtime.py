@@ -19,12 +19,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import requests
 
 from shared.context import FlagSource
 from shared.discord_rest import DiscordRest
 from shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient
 
 _log = logging.getLogger(__name__)
 
@@ -101,10 +105,15 @@ def startup(settings: Settings | None = None) -> Settings:
 def _queue_poison_sink(settings: Settings) -> PoisonSink:
     from shared.queues import queue_client
 
+    clients: dict[str, QueueClient] = {}  # one per poison queue, created (and the queue made) once
+
     def send(queue: str, document: dict[str, object]) -> None:
-        client = queue_client(settings.storage, queue)
-        with contextlib.suppress(Exception):
-            client.create_queue()
+        client = clients.get(queue)
+        if client is None:
+            client = queue_client(settings.storage, queue)
+            with contextlib.suppress(Exception):  # ResourceExistsError is the usual case
+                client.create_queue()
+            clients[queue] = client
         client.send_message(json.dumps(document, ensure_ascii=False))
 
     return send

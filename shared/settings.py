@@ -26,10 +26,19 @@ AZURITE_CONNECTION_STRING = (
 
 
 class Secret(str):
-    """A string that never shows itself in repr(), logs or f-string debugging."""
+    """A string that never shows itself in repr(), str(), f-strings or %-formatting.
+
+    Code that needs the value asks for it by name with :meth:`reveal`.
+    """
 
     def __repr__(self) -> str:
         return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
 
     def reveal(self) -> str:
         return str.__str__(self)
@@ -105,7 +114,8 @@ def _url(values: Mapping[str, str], name: str, default: str | None) -> str | Non
         return default
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
-        raise SettingsError(f"{name}: expected an http(s) URL, got {raw!r}")
+        # The value is not echoed: a mistaken paste here is often a connection string with a key.
+        raise SettingsError(f"{name}: expected an http(s) URL like https://host/path (value not shown)")
     return raw.rstrip("/")
 
 
@@ -119,6 +129,10 @@ def _storage(values: Mapping[str, str], require: bool) -> StorageSettings:
     uri = _url(values, "AzureWebJobsStorage__queueServiceUri", None)
     if cs and "=" not in cs:
         raise SettingsError("AzureWebJobsStorage: expected a connection string (Key=Value;...)")
+    lowered = cs.lower()
+    if cs and "usedevelopmentstorage=true" not in lowered and "accountkey=" not in lowered:
+        raise SettingsError("AzureWebJobsStorage: a connection string needs AccountName and AccountKey "
+                            "(or use AzureWebJobsStorage__queueServiceUri with a managed identity)")
     if not cs and not uri and require:
         raise SettingsError(
             "AzureWebJobsStorage: required (a storage connection string, 'UseDevelopmentStorage=true' "

@@ -249,7 +249,9 @@ def trace_link(
     if not (settings.honeycomb_api_key and team and environment):
         return None
     host = "ui.eu1.honeycomb.io" if ".eu1." in urlsplit(settings.honeycomb_api_endpoint).netloc else "ui.honeycomb.io"
-    dataset = dataset or settings.service_name or SERVICE_NAMES["listener"]
+    from shared.telemetry_provider import service_name
+
+    dataset = dataset or service_name(settings, "listener")
     return f"https://{host}/{team}/environments/{environment}/datasets/{dataset}/trace?trace_id={trace_id_hex}"
 
 

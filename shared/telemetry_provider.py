@@ -54,6 +54,16 @@ def _is_trace_field(key: str) -> bool:
 _instance_id: str | None = None  # service.instance.id, one per process
 
 
+def service_name(settings: Settings, component: Component) -> str:
+    """Each process is its own service. OTEL_SERVICE_NAME names the bot; both processes
+    usually share one environment, so the component is appended rather than the two
+    services being merged into one (e.g. ``mybot`` -> ``mybot-listener``, ``mybot-functions``)."""
+    if not settings.service_name:
+        return SERVICE_NAMES[component]
+    suffix = "-listener" if component == "listener" else "-functions"
+    return settings.service_name if settings.service_name.endswith(suffix) else settings.service_name + suffix
+
+
 def build_resource(settings: Settings, component: Component) -> Resource:
     from opentelemetry.sdk.resources import Resource
 
@@ -66,7 +76,7 @@ def build_resource(settings: Settings, component: Component) -> Resource:
     return Resource.create(
         {
             **settings.azure_resource,
-            "service.name": settings.service_name or SERVICE_NAMES[component],
+            "service.name": service_name(settings, component),
             "service.version": settings.service_version,
             "service.instance.id": _instance_id,
             "deployment.environment": env,

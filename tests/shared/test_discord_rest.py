@@ -497,6 +497,14 @@ def test_expired_interaction_is_not_found(stub, make_client):
     assert INTERACTION_TOKEN.reveal() not in str(info.value)
 
 
+def test_a_proxy_page_echoing_the_path_does_not_leak_the_interaction_token(stub, make_client):
+    page = f"Cannot PATCH /webhooks/{APP}/{INTERACTION_TOKEN.reveal()}/messages/@original".encode()
+    stub.forever = Reply(404, raw=page)
+    with pytest.raises(DiscordNotFoundError, match="REDACTED") as info:
+        make_client().edit_original_response(APP, INTERACTION_TOKEN, "hi")
+    assert INTERACTION_TOKEN.reveal() not in str(info.value)
+
+
 def test_bad_request_reports_discords_field_errors(stub, make_client):
     error = {
         "message": "Invalid Form Body",

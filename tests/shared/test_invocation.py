@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.queue import QueueMessage
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -83,9 +83,12 @@ def _incoming(emulator: EmulatorThread, content: str, **ids: str) -> Incoming:
 
 async def _enqueue(runtime: Runtime, incoming: Incoming) -> str:
     queue = COMMANDS[incoming.routed.command].queue
+    client = queue_client(runtime.settings.storage, queue)
+    with contextlib.suppress(ResourceExistsError):
+        client.create_queue()
+    client.clear_messages()  # what earlier tests left
     enqueuer = Enqueuer(runtime.settings.storage, workers=1)
-    await enqueuer.start([queue])
-    queue_client(runtime.settings.storage, queue).clear_messages()
+    await enqueuer.start()
     outcome, trace_id = dispatch(incoming, enqueuer)
     assert outcome is Outcome.QUEUED
     assert await enqueuer.drain(10)

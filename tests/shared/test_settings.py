@@ -63,3 +63,22 @@ def test_identity_based_storage_accepted(tmp_path: Path) -> None:
     s = load_settings({"AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net"}, root=tmp_path)
     assert s.storage.connection_string is None
     assert s.storage.queue_service_uri == "https://acct.queue.core.windows.net"
+
+
+def test_secret_hides_in_str_and_format_but_reveals_on_request() -> None:
+    from shared.settings import Secret
+
+    s = Secret("tok-SECRET")
+    assert "SECRET" not in f"{s} {s!s} {s!r}" + "%s" % (s,) + str(s)  # noqa: UP031 - %-formatting on purpose
+    assert s.reveal() == "tok-SECRET"
+
+
+def test_bad_url_error_does_not_echo_the_value(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({**STORAGE, "AZURE_APPCONFIG_ENDPOINT": "Endpoint=x;Id=y;Secret=hush"}, root=tmp_path)
+    assert "hush" not in str(info.value) and str(info.value).startswith("AZURE_APPCONFIG_ENDPOINT")
+
+
+def test_connection_string_without_a_key_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="AccountKey"):
+        load_settings({"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=acct"}, root=tmp_path)
