@@ -81,9 +81,9 @@ def test_resource_names_each_component(tmp_path: Path) -> None:
     assert functions["cloud.provider"] == "azure" and functions["faas.name"] == "bot-func"
     assert functions["service.instance.id"]
     # OTEL_SERVICE_NAME names the bot; the two processes stay two services.
-    for component, expected in (("functions", "my-bot-functions"), ("listener", "my-bot-listener")):
-        named = telemetry.build_resource(make_settings(tmp_path, service_name="my-bot"), component).attributes
-        assert named["service.name"] == expected
+    settings = make_settings(tmp_path, service_name="my-bot")
+    assert telemetry.build_resource(settings, "functions").attributes["service.name"] == "my-bot-functions"
+    assert telemetry.build_resource(settings, "listener").attributes["service.name"] == "my-bot-listener"
 
 
 def test_trace_fields_in_baggage_land_on_every_span(tmp_path: Path) -> None:
