@@ -86,13 +86,16 @@ class FunctionsHost:
                 poison_queue_name(f.queue_name), message_encode_policy=None, message_decode_policy=None
             )
             invoker = Invoker(f, self._executor, self.config.function_timeout, str(PROJECT_ROOT))
-            worker = self.workers[f.name] = QueueWorker(
-                invoker, queue, poison, self.config.queues, lease=self.lease
-            )
-            try:
-                await asyncio.wait_for(worker.ensure_queue(), 15)
-            except (AzureError, OSError, TimeoutError) as exc:
-                _log.warning("%s: could not create queue %s (%s); will retry", f.name, f.queue_name, exc)
+            self.workers[f.name] = QueueWorker(invoker, queue, poison, self.config.queues, lease=self.lease)
+        # All at once, bounded: storage that is slow or down must not hold start-up (or SIGTERM) for long.
+        results = await asyncio.gather(
+            *(asyncio.wait_for(w.ensure_queue(), 15) for w in self.workers.values()), return_exceptions=True
+        )
+        for name, result in zip(self.workers, results, strict=True):
+            if isinstance(result, (AzureError, OSError, TimeoutError)):
+                _log.warning("%s: could not create its queue yet (%s); will retry", name, type(result).__name__)
+            elif isinstance(result, BaseException):
+                raise result
         self._tasks = [
             asyncio.create_task(w.run(self._stop, self.drain_timeout), name=f"worker:{name}")
             for name, w in self.workers.items()
@@ -116,9 +119,15 @@ class FunctionsHost:
         _log.info("Functions host stopped")
 
     async def run(self, stop_event: asyncio.Event) -> None:
-        """Run until ``stop_event`` is set."""
-        await self.start()
+        """Run until ``stop_event`` is set (also while still starting: SIGTERM is never ignored)."""
+        starting = asyncio.create_task(self.start())
+        stopping = asyncio.create_task(stop_event.wait())
         try:
-            await stop_event.wait()
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a start-up error is raised here
+                await stopping
         finally:
+            starting.cancel()
+            stopping.cancel()
             await self.stop()
