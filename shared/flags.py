@@ -148,7 +148,7 @@ class AppConfig:
 
 def _load_app_configuration(endpoint: str) -> Any:
     # Imported only here: local runs never pay for (or need) the Azure SDKs.
-    from azure.appconfiguration.provider import load
+    from azure.appconfiguration.provider import SettingSelector, load
     from azure.identity import DefaultAzureCredential
 
     def on_refresh_error(exc: Exception) -> None:
@@ -162,6 +162,12 @@ def _load_app_configuration(endpoint: str) -> Any:
         refresh_interval=APPCONFIG_REFRESH_INTERVAL_S,
         on_refresh_error=on_refresh_error,
         startup_timeout=APPCONFIG_STARTUP_TIMEOUT_S,
+        # Only the flags are used: without a narrow selector the provider also loads every
+        # unlabelled key-value in the store on the first invocation.
+        selects=[SettingSelector(key_filter="discord-bot:*")],
+        # A refresh runs inside an invocation: bound it (azure-core's read timeout is 300 s).
+        connection_timeout=5,
+        read_timeout=10,
     )
 
 
