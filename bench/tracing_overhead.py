@@ -63,7 +63,6 @@ class _NoopExporter:
 
 def _install_noop_pipeline(settings: Any) -> None:
     from opentelemetry import trace
-    from opentelemetry.processor.baggage import BaggageSpanProcessor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -72,7 +71,7 @@ def _install_noop_pipeline(settings: Any) -> None:
 
     provider = TracerProvider(resource=build_resource(settings, "functions"),
                               sampler=telemetry_processors.make_sampler(1.0, "functions"))
-    provider.add_span_processor(BaggageSpanProcessor(lambda key: key in TRACE_FIELDS))
+    provider.add_span_processor(telemetry_processors.TraceFieldsProcessor(TRACE_FIELDS))
     provider.add_span_processor(BatchSpanProcessor(_NoopExporter(), max_queue_size=4096,  # type: ignore[arg-type]
                                                    schedule_delay_millis=500, max_export_batch_size=512))
     trace.set_tracer_provider(provider)

@@ -47,10 +47,6 @@ def sample_rate(settings: Settings) -> int:
     return max(1, round(1 / ratio)) if ratio > 0 else 1
 
 
-def _is_trace_field(key: str) -> bool:
-    return key in TRACE_FIELDS
-
-
 _instance_id: str | None = None  # service.instance.id, one per process
 
 
@@ -93,7 +89,6 @@ def build_provider(
     use_simple_processor: bool = False,
 ) -> TracerProvider:
     """A configured TracerProvider, not installed globally (tests build as many as they like)."""
-    from opentelemetry.processor.baggage import BaggageSpanProcessor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
@@ -104,7 +99,7 @@ def build_provider(
         sampler=telemetry_processors.make_sampler(sampling_ratio(settings), component),
         shutdown_on_exit=False,  # setup_telemetry registers a bounded shutdown instead
     )
-    provider.add_span_processor(BaggageSpanProcessor(_is_trace_field))
+    provider.add_span_processor(telemetry_processors.TraceFieldsProcessor(TRACE_FIELDS))
     if settings.appinsights_connection_string:
         provider.add_span_processor(telemetry_processors.AppInsightsSampleRate())
     exporters = telemetry_exporters.build_exporters(settings, provider)
