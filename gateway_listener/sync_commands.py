@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from shared.discord_rest import USER_AGENT
 from shared.errors import SettingsError
 from shared.registry import COMMANDS, CommandSpec
 from shared.settings import Settings, load_settings
@@ -43,7 +44,7 @@ def sync_commands(settings: Settings, guild_id: str | None = None, session: requ
     http = session or requests.Session()
     headers = {
         "Authorization": f"Bot {settings.discord_token.reveal()}",
-        "User-Agent": "DiscordBot (https://github.com/your-org/discord-functions-bot, 0.1)",
+        "User-Agent": USER_AGENT,
     }
     base = settings.discord_api_base_url
     app = http.get(f"{base}/applications/@me", headers=headers, timeout=10)

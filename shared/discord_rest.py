@@ -33,6 +33,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from shared.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
 from shared.envelope import Envelope
 from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
+from shared.registry import SOURCE_URL
 from shared.settings import Secret
 
 _log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ _log = logging.getLogger(__name__)
 MAX_CONTENT = 2000  # Discord's message limit for bots (the OpenAPI file allows 4000 on create: Nitro users)
 MAX_NONCE = 25
 EMPTY_PLACEHOLDER = "(no response)"  # Discord rejects empty messages (50006)
-USER_AGENT = "DiscordBot (https://github.com/discord-functions-bot/discord-functions-bot, 0.1.0)"
+USER_AGENT = f"DiscordBot ({SOURCE_URL}, 0.1.0)"  # the form Discord asks bots to send
 _MAX_RATE_LIMITED = 5  # 429s per call, on top of the wait budget (guards retry_after: 0 loops)
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
 

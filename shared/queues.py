@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shared.settings import AZURITE_CONNECTION_STRING, StorageSettings
 
 if TYPE_CHECKING:
-    from azure.storage.queue import QueueClient, QueueServiceClient
+    from azure.storage.queue import QueueClient
     from azure.storage.queue.aio import QueueClient as AsyncQueueClient
     from azure.storage.queue.aio import QueueServiceClient as AsyncQueueServiceClient
 
@@ -49,16 +49,6 @@ def _credential() -> Any:
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential()
-
-
-def service_client(storage: StorageSettings) -> QueueServiceClient:
-    from azure.storage.queue import QueueServiceClient
-
-    cs = connection_string(storage)
-    if cs:
-        return QueueServiceClient.from_connection_string(cs, **_client_kwargs())
-    assert storage.queue_service_uri, "StorageSettings needs a connection string or queue URI"
-    return QueueServiceClient(storage.queue_service_uri, credential=_credential(), **_client_kwargs())
 
 
 def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
