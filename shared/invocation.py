@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.util.types import Attributes
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from shared import telemetry
 from shared.context import CommandContext, Handler
@@ -159,8 +159,9 @@ def _parent_context(env: Envelope) -> tuple[context.Context, str | None]:
     return telemetry.trace_fields_context(env.trace_fields(), ctx), problem
 
 
-def _process_attributes(msg: func.QueueMessage, spec: CommandSpec, env: Envelope, first: bool) -> Attributes:
-    attrs: Attributes = {
+def _message_attributes(msg: func.QueueMessage, spec: CommandSpec, first: bool) -> dict[str, AttributeValue]:
+    """What every process span says about the trigger and the queue message, decodable or not."""
+    return {
         "faas.trigger": "pubsub",
         "faas.coldstart": first,
         "faas.invoked_name": spec.name,
@@ -169,6 +170,12 @@ def _process_attributes(msg: func.QueueMessage, spec: CommandSpec, env: Envelope
         "messaging.destination.name": spec.queue,
         "messaging.message.id": msg.id or "",
         "messaging.message.delivery_count": _dequeue_count(msg),
+    }
+
+
+def _process_attributes(msg: func.QueueMessage, spec: CommandSpec, env: Envelope, first: bool) -> Attributes:
+    attrs: Attributes = {
+        **_message_attributes(msg, spec, first),
         "app.command": env.command,
         "app.args": env.args[:RESPONSE_ATTR_CHARS],
         "app.trigger": TRIGGER_BY_KIND[env.kind],
@@ -245,15 +252,7 @@ def _poison_undecodable(
         f"{spec.queue} process",
         kind=SpanKind.CONSUMER,
         start_time=entered_ns,
-        attributes={
-            "faas.trigger": "pubsub",
-            "faas.coldstart": first,
-            "messaging.system": MESSAGING_SYSTEM,
-            "messaging.destination.name": spec.queue,
-            "messaging.message.id": msg.id or "",
-            "messaging.message.delivery_count": _dequeue_count(msg),
-            "app.poison": True,
-        },
+        attributes={**_message_attributes(msg, spec, first), "app.poison": True},
     ) as span:
         _fail(span, exc)
         _send_to_poison(rt, spec, msg, exc, format(span.get_span_context().trace_id, "032x"))
