@@ -20,8 +20,9 @@ import discord
 from gateway_listener.dispatch import Incoming, Outcome, dispatch
 from gateway_listener.endpoints import needs_gateway_discovery, set_gateway
 from gateway_listener.enqueuer import Enqueuer
-from gateway_listener.parsing import parse_message, route
-from shared.envelope import MAX_ARGS_CHARS, Ids, InteractionRef
+from gateway_listener.parsing import parse_message
+from shared.envelope import MAX_ARGS_CHARS, Ids
+from shared.ingress import slash_incoming
 from shared.registry import COMMANDS
 from shared.settings import Secret, Settings
 
@@ -97,21 +98,17 @@ class ListenerBot(discord.Client):
             _log.warning("could not defer interaction %s: %s", interaction.id, exc.status)
             return
         data: Any = interaction.data
-        options = data.get("options") or []
-        args = " ".join(str(o["value"]) for o in options if "value" in o)
-        incoming = Incoming(
-            kind="interaction",
-            routed=route(str(data.get("name", "")).lower(), args),
-            ids=Ids(
-                message=str(interaction.id),
-                channel=str(interaction.channel_id or 0),
-                author=str(interaction.user.id),
-                guild=str(interaction.guild_id) if interaction.guild_id else None,
-                interaction=str(interaction.id),
-            ),
+        incoming = slash_incoming(
+            name=str(data.get("name", "")),
+            options=data.get("options") or [],
+            interaction_id=str(interaction.id),
+            channel_id=str(interaction.channel_id or 0),
+            author_id=str(interaction.user.id),
             author_name=interaction.user.name,
+            guild_id=str(interaction.guild_id) if interaction.guild_id else None,
             roles=_role_ids(interaction.user),
-            interaction=InteractionRef(str(interaction.application_id), Secret(interaction.token)),
+            application_id=str(interaction.application_id),
+            token=Secret(interaction.token),
         )
         outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate)
         if outcome is not Outcome.QUEUED:

@@ -1,32 +1,22 @@
 """From a parsed Discord event to an enqueued envelope, with the trace started.
 
 Discord-free on purpose: bot.py turns discord.py objects into an :class:`Incoming`
-and calls :func:`dispatch`; tests and benchmarks call it directly. This is where each
-command's trace begins: ``discord.command`` (CONSUMER) with the trace-level fields
-as baggage, and the ``cmd-<command> send`` PRODUCER span whose context travels
-in the envelope to the function.
+and calls :func:`dispatch`; tests and benchmarks call it directly. The trace and the
+envelope are begun by :func:`shared.ingress.start_command` (the same builder the
+function app's HTTP interactions endpoint uses); here the envelope goes to the
+listener's buffer, whose worker ends the PRODUCER span when the send really happens.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import Enum
 
-from opentelemetry import context, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from gateway_listener.enqueuer import Enqueuer
-from gateway_listener.parsing import Routed
-from shared.envelope import TRACE_SETTER, TRIGGER_BY_KIND, Envelope, Ids, InteractionRef, Kind, encode
-from shared.errors import EnvelopeError
-from shared.registry import COMMANDS, MESSAGING_SYSTEM
-from shared.telemetry import ENVELOPE_PROPAGATOR, trace_fields_context
+from shared.ingress import Incoming, start_command
 
-_log = logging.getLogger(__name__)
-_tracer = trace.get_tracer(__name__)
-
+__all__ = ["Incoming", "Outcome", "dispatch"]
 
 
 class Outcome(Enum):
@@ -35,70 +25,13 @@ class Outcome(Enum):
     REJECTED = "rejected"  # cannot be encoded (oversized): tell the user
 
 
-@dataclass(frozen=True)
-class Incoming:
-    kind: Kind
-    routed: Routed
-    ids: Ids
-    author_name: str
-    roles: tuple[str, ...] = ()
-    interaction: InteractionRef | None = None
-
-
 def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tuple[Outcome, str]:
     """Start the trace, build the envelope, buffer it. Returns the outcome and the trace id."""
-    routed = incoming.routed
-    env = Envelope(
-        kind=incoming.kind,
-        command=routed.command,
-        args=routed.args,
-        ids=incoming.ids,
-        author_name=incoming.author_name,
-        received_at=datetime.now(UTC),
-        interaction=incoming.interaction,
-        roles=incoming.roles,
-    )
-    token = context.attach(trace_fields_context(env.trace_fields(), rate=sample_rate))
-    try:
-        with _tracer.start_as_current_span(
-            "discord.command", kind=SpanKind.CONSUMER, attributes=_root_attributes(env, routed)
-        ) as root:
-            trace_id = format(root.get_span_context().trace_id, "032x")
-            queue = COMMANDS[routed.command].queue
-            producer = _tracer.start_span(f"{queue} send", kind=SpanKind.PRODUCER, attributes={
-                "messaging.system": MESSAGING_SYSTEM,
-                "messaging.operation.type": "send",
-                "messaging.destination.name": queue,
-            })
-            ENVELOPE_PROPAGATOR.inject(env.trace, context=trace.set_span_in_context(producer), setter=TRACE_SETTER)
-            try:
-                text = encode(env)
-            except EnvelopeError as exc:
-                producer.end()
-                root.set_status(Status(StatusCode.ERROR, "envelope rejected"))
-                root.set_attribute("app.error", str(exc))
-                return Outcome.REJECTED, trace_id
-            if not enqueuer.submit(queue, text, producer):
-                root.set_status(Status(StatusCode.ERROR, "listener busy"))
-                root.set_attribute("app.error", "listener buffer full: message dropped, user told")
-                return Outcome.BUSY, trace_id
-            return Outcome.QUEUED, trace_id
-    finally:
-        context.detach(token)
-
-
-def _root_attributes(env: Envelope, routed: Routed) -> dict[str, str | bool]:
-    attrs: dict[str, str | bool] = {
-        "discord.message.id": env.ids.message,
-        "discord.channel.id": env.ids.channel,
-        "discord.author.id": env.ids.author,
-        "discord.author.name": env.author_name,
-        "app.command": env.command,
-        "app.args": env.args[:256],
-        "app.trigger": TRIGGER_BY_KIND[env.kind],
-    }
-    if env.ids.guild:
-        attrs["discord.guild.id"] = env.ids.guild
-    if not routed.known:
-        attrs["app.requested_command"] = routed.requested
-    return attrs
+    with start_command(incoming, sample_rate=sample_rate) as started:
+        if started.text is None:
+            return Outcome.REJECTED, started.trace_id
+        if not enqueuer.submit(started.queue, started.text, started.producer):
+            started.root.set_status(Status(StatusCode.ERROR, "listener busy"))
+            started.root.set_attribute("app.error", "listener buffer full: message dropped, user told")
+            return Outcome.BUSY, started.trace_id
+        return Outcome.QUEUED, started.trace_id

@@ -51,14 +51,16 @@ def _credential() -> Any:
     return DefaultAzureCredential()
 
 
-def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
+def queue_client(storage: StorageSettings, queue: str, **overrides: Any) -> QueueClient:
+    """A sync client for ``queue``; ``overrides`` replace the default timeouts/retries."""
     from azure.storage.queue import QueueClient
 
+    kwargs = {**_client_kwargs(), **overrides}
     cs = connection_string(storage)
     if cs:
-        return QueueClient.from_connection_string(cs, queue, **_client_kwargs())
+        return QueueClient.from_connection_string(cs, queue, **kwargs)
     assert storage.queue_service_uri
-    return QueueClient(storage.queue_service_uri, queue, credential=_credential(), **_client_kwargs())
+    return QueueClient(storage.queue_service_uri, queue, credential=_credential(), **kwargs)
 
 
 def async_service_client(storage: StorageSettings) -> AsyncQueueServiceClient:

@@ -83,6 +83,8 @@ class Settings:
     service_version: str = "0.1.0"
     azure_resource: Mapping[str, str] = field(default_factory=dict)
     listener_buffer_capacity: int = 1000
+    discord_public_key: bytes | None = None  # Ed25519 verify key of the application (interactions endpoint)
+    functions_http_port: int = 7071  # the local functions host's HTTP port (Core Tools' default)
 
     @property
     def exporters_configured(self) -> bool:
@@ -167,6 +169,24 @@ def _bounded_int(values: Mapping[str, str], name: str, default: int, low: int, h
     return value
 
 
+PUBLIC_KEY_BYTES = 32  # an Ed25519 public key
+
+
+def _public_key(values: Mapping[str, str]) -> bytes | None:
+    """DISCORD_PUBLIC_KEY: the application's "Public Key" (developer portal), 64 hex digits."""
+    raw = values.get("DISCORD_PUBLIC_KEY", "").strip()
+    if not raw:
+        return None
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        key = b""
+    if len(key) != PUBLIC_KEY_BYTES:
+        raise SettingsError(f"DISCORD_PUBLIC_KEY: expected {PUBLIC_KEY_BYTES * 2} hex digits "
+                            "(the application's Public Key in the developer portal)")
+    return key
+
+
 def _azure_resource(values: Mapping[str, str]) -> dict[str, str]:
     """Resource attributes the Functions/App Service platform exposes as app settings."""
     out: dict[str, str] = {}
@@ -224,4 +244,6 @@ def load_settings(
         service_version=values.get("SERVICE_VERSION", "0.1.0"),
         azure_resource=_azure_resource(values),
         listener_buffer_capacity=_bounded_int(values, "LISTENER_BUFFER_CAPACITY", 1000, 1, 1_000_000),
+        discord_public_key=_public_key(values),
+        functions_http_port=_bounded_int(values, "FUNCTIONS_HTTP_PORT", 7071, 1, 65535),
     )

@@ -1,0 +1,1 @@
+"""What only the function app imports (the listener never does)."""
