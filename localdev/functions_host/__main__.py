@@ -1,4 +1,4 @@
-"""``python -m localdev.functions_host``: run function_app.py's queue triggers locally.
+"""``python -m localdev.functions_host``: run function_app.py's queue and HTTP triggers locally.
 
 Run from anywhere; the project root (where function_app.py and host.json live) is found
 from this file's location. Settings come from shared.settings.load_settings() (the
@@ -86,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         missing_app = isinstance(exc, ModuleNotFoundError) and exc.name == args.app.partition(":")[0]
         _log.error("cannot import %s: %s", args.app, exc, exc_info=not missing_app)
         return 2
-    asyncio.run(_serve(host))
+    try:
+        asyncio.run(_serve(host))
+    except SettingsError as exc:  # found while starting, e.g. FUNCTIONS_HTTP_PORT already in use
+        _log.error("cannot start: %s", exc)
+        return 2
     if host.abandoned_threads:
         # A sync function still running would block interpreter exit (pool threads are joined).
         _log.warning("exiting with %d function thread(s) still running", host.abandoned_threads)

@@ -16,6 +16,7 @@ from azure.core.exceptions import AzureError
 from azure.storage.queue.aio import QueueServiceClient
 
 from localdev.functions_host.hostconfig import HostConfig
+from localdev.functions_host.http_server import HttpFunction, HttpServer, http_functions
 from localdev.functions_host.invoke import Invoker
 from localdev.functions_host.queue_worker import LEASE, QueueWorker
 from localdev.functions_host.triggers import DEFAULT_CONNECTION, QueueFunction, queue_functions
@@ -55,7 +56,9 @@ class FunctionsHost:
         self.config = host_config
         self.drain_timeout = drain_timeout
         self.lease = lease
-        self.functions: list[QueueFunction] = queue_functions(app)
+        indexed = app.get_functions()
+        self.functions: list[QueueFunction] = queue_functions(indexed)
+        self.http_functions: list[HttpFunction] = http_functions(indexed)
         for f in self.functions:
             if f.connection != DEFAULT_CONNECTION:
                 raise SettingsError(
@@ -67,16 +70,24 @@ class FunctionsHost:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.workers: dict[str, QueueWorker] = {}
+        self.http: HttpServer | None = None  # only when the app has HTTP-triggered functions
         self.ready = asyncio.Event()
 
     @property
     def abandoned_threads(self) -> int:
         """Sync invocations still running in a thread (timed out, or cut off at shutdown)."""
-        return sum(w.invoker.running_threads for w in self.workers.values())
+        http = self.http.running_threads if self.http is not None else 0
+        return http + sum(w.invoker.running_threads for w in self.workers.values())
 
     async def start(self) -> None:
         """Create missing trigger queues and start polling. Storage being down is not fatal:
-        the workers keep retrying."""
+        the workers keep retrying. A taken FUNCTIONS_HTTP_PORT is (SettingsError)."""
+        if self.http_functions:
+            self.http = HttpServer(
+                [(f, Invoker(f, self._executor, self.config.function_timeout, str(PROJECT_ROOT)))
+                 for f in self.http_functions],
+                self.settings.functions_http_port, route_prefix=self.config.http_route_prefix)
+            await self.http.start()
         client = self._client = async_service_client(self.settings.storage)
         for f in self.functions:
             # No encode/decode policy: the worker sees the raw text (to apply messageEncoding
@@ -102,13 +113,17 @@ class FunctionsHost:
         ]
         for task in self._tasks:
             task.add_done_callback(_log_crash)
-        names = ", ".join(f.name for f in self.functions)
-        _log.info("%s %d functions (%s)", READY_PREFIX, len(self.functions), names)
+        names = ", ".join([f.name for f in self.functions] + [f.name for f in self.http_functions])
+        _log.info("%s %d functions (%s)", READY_PREFIX, len(self.functions) + len(self.http_functions), names)
+        for line in self.http.urls() if self.http is not None else []:
+            _log.info("  %s", line)
         self.ready.set()
 
     async def stop(self) -> None:
         """Stop receiving, drain in-flight invocations (bounded), release the rest, close clients."""
         self._stop.set()
+        if self.http is not None:
+            await self.http.stop()  # no new requests; answers in flight were awaited by aiohttp
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []

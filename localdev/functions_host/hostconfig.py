@@ -55,6 +55,7 @@ class QueuesConfig:
 class HostConfig:
     queues: QueuesConfig = QueuesConfig()
     function_timeout: timedelta | None = DEFAULT_FUNCTION_TIMEOUT  # None: unbounded
+    http_route_prefix: str = "api"  # extensions.http.routePrefix
 
 
 def _int(doc: Mapping[str, Any], key: str, default: int, low: int, high: int | None = None) -> int:
@@ -92,7 +93,11 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostConfig:
     timeout: timedelta | None = DEFAULT_FUNCTION_TIMEOUT
     if raw_timeout is not None:
         timeout = None if str(raw_timeout).strip() == "-1" else parse_timespan(raw_timeout, "functionTimeout")
-    return HostConfig(queues=parse_queues(queues), function_timeout=timeout)
+    http = (doc.get("extensions") or {}).get("http") or {}
+    prefix = http.get("routePrefix", "api") if isinstance(http, Mapping) else None
+    if not isinstance(prefix, str):
+        raise SettingsError("host.json extensions.http.routePrefix: expected a string")
+    return HostConfig(queues=parse_queues(queues), function_timeout=timeout, http_route_prefix=prefix.strip("/"))
 
 
 def load_host_config(path: Path) -> HostConfig:

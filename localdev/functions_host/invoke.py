@@ -13,15 +13,30 @@ import base64
 import binascii
 import functools
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.storage.queue import QueueMessage as StorageQueueMessage
 
 from localdev.functions_host.context import LocalContext
-from localdev.functions_host.triggers import QueueFunction
+
+
+class Invocable(Protocol):
+    """What the invoker needs of a function (queue- or HTTP-triggered)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def arg_name(self) -> str: ...
+    @property
+    def func(self) -> Callable[..., Any]: ...
+    @property
+    def is_async(self) -> bool: ...
+    @property
+    def wants_context(self) -> bool: ...
 
 
 class BodyDecodeError(ValueError):
@@ -58,7 +73,7 @@ class Invoker:
 
     def __init__(
         self,
-        function: QueueFunction,
+        function: Invocable,
         executor: Executor,
         timeout: timedelta | None,
         function_directory: str = "",
@@ -69,7 +84,7 @@ class Invoker:
         self._directory = function_directory
         self._threads: set[asyncio.Future[Any]] = set()
 
-    def _kwargs(self, message: FuncQueueMessage) -> dict[str, Any]:
+    def _kwargs(self, message: object) -> dict[str, Any]:
         kwargs: dict[str, Any] = {self.function.arg_name: message}
         if self.function.wants_context:
             kwargs["context"] = LocalContext(str(uuid.uuid4()), self.function.name, self._directory)
@@ -85,15 +100,15 @@ class Invoker:
         if not future.cancelled():
             future.exception()  # retrieved: a timed-out thread's late error is not "never retrieved"
 
-    async def __call__(self, message: FuncQueueMessage) -> None:
-        """Raises what the function raised, TimeoutError past functionTimeout."""
+    async def __call__(self, message: object) -> Any:
+        """The function's result (an HTTP response; None for queue triggers). Raises what the
+        function raised, TimeoutError past functionTimeout."""
         kwargs = self._kwargs(message)
         if self.function.is_async:
-            await asyncio.wait_for(self.function.func(**kwargs), self._timeout)
-            return
+            return await asyncio.wait_for(self.function.func(**kwargs), self._timeout)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, functools.partial(self.function.func, **kwargs))
         self._threads.add(future)
         future.add_done_callback(self._thread_done)
         # shield: on timeout/cancel only our wait ends; the thread cannot be interrupted.
-        await asyncio.wait_for(asyncio.shield(future), self._timeout)
+        return await asyncio.wait_for(asyncio.shield(future), self._timeout)

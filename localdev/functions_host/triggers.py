@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import azure.functions as func
 
 from shared.errors import SettingsError
 
@@ -28,14 +26,19 @@ class QueueFunction:
     wants_context: bool  # the function takes a ``context`` parameter
 
 
-def queue_functions(app: func.FunctionApp) -> list[QueueFunction]:
-    """Index the app. ``app.get_functions()`` may be called only once per app, as the worker does."""
+SERVED_ELSEWHERE = frozenset({"httpTrigger"})  # localdev/functions_host/http_server.py
+
+
+def queue_functions(functions: Sequence[Any]) -> list[QueueFunction]:
+    """The queue-triggered functions among ``app.get_functions()``'s result (which may be
+    called only once per app, as the worker does)."""
     found: list[QueueFunction] = []
-    for function in app.get_functions():
+    for function in functions:
         trigger = function.get_trigger()
         name = function.get_function_name() or "?"
         if trigger is None or trigger.get_binding_name() != "queueTrigger":
-            _log.warning("function %s: not queue-triggered; the local host skips it", name)
+            if trigger is None or trigger.get_binding_name() not in SERVED_ELSEWHERE:
+                _log.warning("function %s: not queue- or HTTP-triggered; the local host skips it", name)
             continue
         queue_name = str(getattr(trigger, "queue_name", ""))
         if "%" in queue_name or "{" in queue_name:
