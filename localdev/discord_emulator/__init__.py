@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from localdev.discord_emulator.emulator import DEFAULT_HEARTBEAT_MS, DEFAULT_TOKEN, DiscordEmulator
 from localdev.discord_emulator.faults import RestFault
+from localdev.discord_emulator.http_delivery import EndpointRejected, sign_request
 from localdev.discord_emulator.snowflake import SnowflakeGenerator
 from localdev.discord_emulator.state import InteractionRecord, RecordedRequest
 from localdev.discord_emulator.thread import EmulatorThread
@@ -17,8 +18,10 @@ __all__ = [
     "DEFAULT_TOKEN",
     "DiscordEmulator",
     "EmulatorThread",
+    "EndpointRejected",
     "InteractionRecord",
     "RecordedRequest",
     "RestFault",
     "SnowflakeGenerator",
+    "sign_request",
 ]

@@ -16,9 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from localdev.discord_emulator import control
+from localdev.discord_emulator import control, http_delivery
 from localdev.discord_emulator.faults import RateLimits, RestFault
-from localdev.discord_emulator.gateway import Gateway
+from localdev.discord_emulator.gateway import Dispatch, Gateway
+from localdev.discord_emulator.http_delivery import HttpDelivery
 from localdev.discord_emulator.models import ALL_PERMISSIONS, BOT_PERMISSIONS, JSON, World, member_payload
 from localdev.discord_emulator.openapi import SpecValidator
 from localdev.discord_emulator.rest import RestApi
@@ -72,6 +73,8 @@ class DiscordEmulator:
         self._state: EmulatorState | None = None
         self._rest: RestApi | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.http_delivery = HttpDelivery(self, interaction_deadline_s)  # the application's key pair
+        self.world.verify_key = self.http_delivery.public_key
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -91,6 +94,7 @@ class DiscordEmulator:
         app.router.add_get("/", self._root)
         app.router.add_route("*", r"/api/v{version:(?:9|10)}/{tail:.*}", self._rest.handle)
         control.add_routes(app, self)
+        http_delivery.add_routes(app, self, control.PREFIX)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                    shutdown_timeout=0.2)  # long-polls and injected delays: just cancel
         await self._runner.setup()
@@ -103,6 +107,7 @@ class DiscordEmulator:
         _log.info("discord emulator listening on %s (gateway %s)", self.base_url, self.gateway_url)
 
     async def stop(self) -> None:
+        await self.http_delivery.close()
         if self._gateway is not None:
             await self._gateway.stop()
         if self._runner is not None:
@@ -321,11 +326,25 @@ class DiscordEmulator:
         else:
             payload.update(user=user.payload(), context=1, authorizing_integration_owners={"1": user.id},
                            member={"user": user.payload()})
-        dispatch = self.gateway.dispatch("INTERACTION_CREATE", payload)
-        self.state.interactions[interaction_id] = InteractionRecord(
+        over_http = self.http_delivery.url is not None  # an Interactions Endpoint URL replaces the gateway
+        dispatch = Dispatch("INTERACTION_CREATE", payload) if over_http else \
+            self.gateway.dispatch("INTERACTION_CREATE", payload)
+        record = self.state.interactions[interaction_id] = InteractionRecord(
             id=interaction_id, token=token, application_id=self.world.application_id,
             channel_id=channel, payload=payload, dispatch=dispatch)
+        if over_http:
+            self.http_delivery.deliver(record)
         return payload
+
+    async def set_interactions_endpoint(self, url: str | None) -> None:
+        """Deliver interactions to ``url`` over signed HTTP (None: over the gateway), after
+        verifying it as Discord does when the URL is saved. Raises EndpointRejected."""
+        await self.http_delivery.set_endpoint(url)
+
+    @property
+    def public_key(self) -> str:
+        """The application's Ed25519 public key, hex: the bot's DISCORD_PUBLIC_KEY."""
+        return self.http_delivery.public_key
 
     # -- faults ------------------------------------------------------------------------------
 

@@ -130,6 +130,8 @@ class World:
         self.users: dict[str, User] = {self.bot.id: self.bot, self.human.id: self.human}
         self.guilds: dict[str, Guild] = {}
         self.channels: dict[str, Channel] = {}
+        self.verify_key = "0" * 64  # the application's public key (hex), for signed HTTP interactions
+        self.interactions_endpoint_url: str | None = None
         for n in range(max(guild_count, 0)):
             self.add_guild("Local Guild" if n == 0 else f"Local Guild {n + 1}")
 
@@ -222,13 +224,13 @@ class World:
             "type": None,
             "bot_public": True,
             "bot_require_code_grant": False,
-            "verify_key": "0" * 64,
+            "verify_key": self.verify_key,
             "flags": 1 << 18 | 1 << 23,  # GATEWAY_MESSAGE_CONTENT (privileged intent granted), COMMAND_BADGE
             "owner": self.human.payload(),
             "team": None,
             "bot": self.bot.payload(),
             "rpc_origins": [],
-            "interactions_endpoint_url": None,
+            "interactions_endpoint_url": self.interactions_endpoint_url,
             "redirect_uris": [],
             "tags": [],
         }

@@ -159,6 +159,30 @@ def _live_interaction(ctx: RestContext, rec: InteractionRecord | None, app_id: s
     return rec is not None and rec.application_id == app_id and ctx.state.interaction_token_alive(rec)
 
 
+async def apply_response(state: EmulatorState, gateway: Gateway, rec: InteractionRecord, body: JSON) -> JSON | None:
+    """What Discord does with an interaction response (REST callback or HTTP answer): types 4
+    and 5 create the original response message (5 as "thinking..."); returns it."""
+    kind = body.get("type")
+    raw_data = body.get("data")
+    data: JSON = raw_data if isinstance(raw_data, dict) else {}
+    if kind not in (4, 5):
+        return None
+    fields = _message_fields(data) if kind == 4 else {"content": "", "flags": 128 | (data.get("flags") or 0)}
+    content = str(fields.pop("content"))
+    fields["interaction_metadata"] = {"id": rec.id, "type": 2, "user": rec.payload["member"]["user"],
+                                      "authorizing_integration_owners": {}}
+    fields["webhook_id"] = rec.application_id
+    message = state.world.message_payload(author=state.world.bot, channel_id=rec.channel_id,
+                                          content=content, extra=fields)
+    message["type"] = 20  # CHAT_INPUT_COMMAND
+    rec.original = message
+    state.messages[message["id"]] = message
+    if kind == 4:
+        await state.add_bot_output("interaction_response", message, interaction_id=rec.id)
+    gateway.dispatch("MESSAGE_CREATE", message)
+    return message
+
+
 @route("POST", "/interactions/{interaction_id}/{interaction_token}/callback")
 async def interaction_callback(ctx: RestContext) -> Result:
     state, body = ctx.state, ctx.json
@@ -174,23 +198,7 @@ async def interaction_callback(ctx: RestContext) -> Result:
         return 404, UNKNOWN_INTERACTION
     rec.callback, rec.callback_delay_s = body, delay
     kind = body.get("type")
-    raw_data = body.get("data")
-    data: JSON = raw_data if isinstance(raw_data, dict) else {}
-    message: JSON | None = None
-    if kind in (4, 5):
-        fields = _message_fields(data) if kind == 4 else {"content": "", "flags": 128 | (data.get("flags") or 0)}
-        content = str(fields.pop("content"))
-        fields["interaction_metadata"] = {"id": rec.id, "type": 2, "user": rec.payload["member"]["user"],
-                                          "authorizing_integration_owners": {}}
-        fields["webhook_id"] = rec.application_id
-        message = state.world.message_payload(author=state.world.bot, channel_id=rec.channel_id,
-                                              content=content, extra=fields)
-        message["type"] = 20  # CHAT_INPUT_COMMAND
-        rec.original = message
-        state.messages[message["id"]] = message
-        if kind == 4:
-            await state.add_bot_output("interaction_response", message, interaction_id=rec.id)
-        ctx.gateway.dispatch("MESSAGE_CREATE", message)
+    message = await apply_response(state, ctx.gateway, rec, body)
     if ctx.query.get("with_response", "").lower() not in ("1", "true"):
         return 204, None
     callback = {
