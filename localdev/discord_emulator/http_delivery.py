@@ -136,7 +136,7 @@ class HttpDelivery:
             if status != 200 or not isinstance(doc, dict) or doc.get("type") != 1:
                 raise EndpointRejected(f"a signed PING got {status} {str(doc)[:100]!r}, expected 200 {{\"type\": 1}}")
             if elapsed > self.deadline_s:
-                raise EndpointRejected(f"PING answered after {elapsed:.1f} s (limit {self.deadline_s:.0f} s)")
+                raise EndpointRejected(f"PING answered after {elapsed:.1f} s (limit {self.deadline_s:g} s)")
             status, doc, _ = await self._post(ping, forged)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise EndpointRejected(f"could not reach {self.url}: {type(exc).__name__} {exc}") from None
@@ -161,7 +161,7 @@ class HttpDelivery:
             answer = await self._post(body, sign_request(self.key, body))
             delivery.status, delivery.response, delivery.elapsed_s = answer
         except TimeoutError:
-            delivery.problems.append(f"no answer within {self.deadline_s:.0f} s")
+            delivery.problems.append(f"no answer within {self.deadline_s:g} s")
         except aiohttp.ClientError as exc:
             delivery.problems.append(f"endpoint unreachable: {type(exc).__name__}")
         else:
@@ -181,7 +181,7 @@ class HttpDelivery:
         if delivery.status != 200:
             problems.append(f"status {delivery.status}, expected 200")
         if delivery.elapsed_s is not None and delivery.elapsed_s > self.deadline_s:
-            problems.append(f"answered after {delivery.elapsed_s:.2f} s (limit {self.deadline_s:.0f} s)")
+            problems.append(f"answered after {delivery.elapsed_s:.2f} s (limit {self.deadline_s:g} s)")
         answer = delivery.response
         answered = answer.get("type") if isinstance(answer, dict) else None
         if answered not in VALID_RESPONSES.get(kind, set()):
