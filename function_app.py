@@ -11,6 +11,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from command_functions import catfact, help, mtg, ping, relationships, roll, source
+from function_runtime import interactions
 from shared import runtime
 
 # Settings, telemetry and clients, built while the worker starts rather than inside the
@@ -20,3 +21,4 @@ runtime.get_runtime()
 app = func.FunctionApp()
 for module in (help, ping, source, catfact, mtg, relationships, roll):
     app.register_functions(module.bp)
+app.register_functions(interactions.bp)  # HTTP: Discord's Interactions Endpoint URL (gateway-less mode)

@@ -1,7 +1,10 @@
 """``python -m localdev``: the whole bot on one machine.
 
 Starts Azurite, the listener and the functions host; with no DISCORD_TOKEN it also runs
-the Discord emulator and a chat prompt where you type ``!ping`` as a user. The functions
+the Discord emulator and a chat prompt where you type ``!ping`` as a user. With
+``--http-interactions`` it runs gateway-less: no listener; slash commands reach the
+function app's ``interactions`` HTTP function (the emulator POSTs them, signed, to
+``http://127.0.0.1:<FUNCTIONS_HTTP_PORT>/api/interactions``). The functions
 host scales from zero like Flex Consumption: it starts when a command is waiting (so the
 first command pays, and shows, a real cold start) and stops after an idle period.
 Prints where everything is; Ctrl-C / SIGTERM stops all of it, leaving nothing running.
@@ -18,12 +21,16 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localdev.azurite import Azurite, AzuriteError
 from localdev.stack import Child, child_env, wait_for_line
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, Secret, Settings, StorageSettings, load_settings
 from shared.telemetry_exporters import DEFAULT_TRACE_FILE
+
+if TYPE_CHECKING:
+    from localdev.discord_emulator import DiscordEmulator
 
 RUN_DIR = PROJECT_ROOT / ".localdev"
 HOST_LOG, LISTENER_LOG = RUN_DIR / "functions_host.log", RUN_DIR / "listener.log"
@@ -67,14 +74,15 @@ async def run(args: argparse.Namespace) -> int:
 
             emulator = await stack.enter_async_context(DiscordEmulator(port=args.emulator_port))
             env.update(DISCORD_TOKEN=emulator.token, DISCORD_API_BASE_URL=emulator.api_url,
-                       DISCORD_GATEWAY_URL=emulator.gateway_url)
+                       DISCORD_GATEWAY_URL=emulator.gateway_url, DISCORD_PUBLIC_KEY=emulator.public_key)
+        endpoint = f"http://127.0.0.1:{settings.functions_http_port}/api/interactions"
 
         def start_host() -> Child:
             return Child("functions_host", "localdev.functions_host", child_env(env), HOST_LOG).start()
 
         for log in (HOST_LOG, LISTENER_LOG):
             log.write_bytes(b"")
-        if args.always_on:
+        if args.always_on or args.http_interactions:  # an HTTP trigger needs a listening instance
             host = start_host()
             stack.callback(host.stop)
             if not await asyncio.to_thread(wait_for_line, HOST_LOG, "Functions host ready", 60, host):
@@ -82,8 +90,9 @@ async def run(args: argparse.Namespace) -> int:
                 return 1
         else:
             await _scale_from_zero(stack, azurite, start_host, args.idle_timeout)
-        listener = Child("listener", "gateway_listener", child_env(env), LISTENER_LOG).start()
-        stack.callback(listener.stop)
+        if not args.http_interactions:
+            listener = Child("listener", "gateway_listener", child_env(env), LISTENER_LOG).start()
+            stack.callback(listener.stop)
         stack.callback(print, "Stopping...", flush=True)  # last in, so printed first on the way out
 
         print(f"Azurite queues   {azurite.queue_endpoint}")
@@ -93,25 +102,45 @@ async def run(args: argparse.Namespace) -> int:
                   "(ids for feature_flags.example.json)")
         if not args.live_apis:
             print("External APIs    local stand-ins for catfact, Scryfall, relationships (--live-apis: real ones)")
-        print("Functions host   " + ("always on" if args.always_on else
+        if args.http_interactions:
+            print(f"Interactions     {endpoint} (gateway-less: no listener)")
+        print("Functions host   " + ("always on" if args.always_on or args.http_interactions else
                                      f"scales from zero: starts on the first command, stops after "
                                      f"{args.idle_timeout:.0f} s idle (--always-on to keep it up)"))
         print(f"Logs             {HOST_LOG}, {LISTENER_LOG}")
         print(f"Traces           {trace_file or 'exported (OTLP / Azure Monitor)'}"
               + ("  (python -m localdev.traces)" if trace_file else ""), flush=True)
         if emulator is None:
-            print("Connected to Discord with DISCORD_TOKEN. Ctrl-C stops everything.", flush=True)
+            print("Set the application's Interactions Endpoint URL to a public tunnel to " + endpoint
+                  if args.http_interactions else "Connected to Discord with DISCORD_TOKEN.",
+                  "Ctrl-C stops everything.", flush=True)
             await stop.wait()
             return 0
+        if not await _connect(emulator, endpoint if args.http_interactions else None):
+            return 1
+        from localdev.prompt import run_prompt
+
+        await run_prompt(emulator, settings.bot_prefix, trace_file, stop, gateway=not args.http_interactions)
+    return 0
+
+
+async def _connect(emulator: DiscordEmulator, endpoint: str | None) -> bool:
+    """Wait for the listener's IDENTIFY, or save (and so verify) the Interactions Endpoint URL."""
+    from localdev.discord_emulator import EndpointRejected
+
+    if endpoint is None:
         try:
             await emulator.wait_until_identified(timeout=60)
         except TimeoutError:
             print(f"The listener did not connect: see {LISTENER_LOG}", file=sys.stderr)
-            return 1
-        from localdev.prompt import run_prompt
-
-        await run_prompt(emulator, settings.bot_prefix, trace_file, stop)
-    return 0
+            return False
+        return True
+    try:
+        await emulator.set_interactions_endpoint(endpoint)
+    except EndpointRejected as exc:
+        print(f"The interactions endpoint was not accepted: {exc} (see {HOST_LOG})", file=sys.stderr)
+        return False
+    return True
 
 
 async def _scale_from_zero(stack: contextlib.AsyncExitStack[bool | None], azurite: Azurite,
@@ -139,6 +168,8 @@ def main() -> int:
     parser.add_argument("--live-apis", action="store_true",
                         help="use the real catfact/Scryfall/relationships APIs instead of local stand-ins")
     parser.add_argument("--always-on", action="store_true", help="run the functions host all the time")
+    parser.add_argument("--http-interactions", action="store_true",
+                        help="gateway-less: no listener; slash commands are POSTed to the interactions function")
     parser.add_argument("--idle-timeout", type=float, default=300.0,
                         help="seconds without commands before the functions host scales to zero (default 300)")
     args = parser.parse_args()

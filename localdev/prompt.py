@@ -60,16 +60,23 @@ def slash_options(text: str) -> tuple[str, dict[str, Any]]:
     return name.lower(), options
 
 
-async def _reply(emulator: DiscordEmulator, line: str) -> tuple[str, str]:
-    """Send one line as the user; return (bot reply text, the id to find the trace by)."""
+# What ends a slash command at the prompt: the edit of a deferral, or an immediate answer
+# (unknown command over HTTP), or Discord's "did not respond" (kind -> has a command trace).
+SLASH_ANSWERS = {"interaction_edit": True, "followup": True, "interaction_response": False,
+                 "interaction_failed": False}
+
+
+async def _reply(emulator: DiscordEmulator, line: str) -> tuple[str, str | None]:
+    """Send one line as the user; return (bot reply text, the id to find the trace by, if any)."""
     if line.startswith("/"):
         name, options = slash_options(line)
         payload = emulator.send_interaction(name, options)
         after = payload["id"]
-        while True:  # skip the deferral; the answer is the edit of @original
+        while True:  # skip the deferral's own message; wait for what ends the command
             out = await emulator.wait_for_bot_message(after=after, timeout=REPLY_TIMEOUT_S)
-            if out.get("event_kind") in ("interaction_edit", "followup"):
-                return str(out.get("content", "")), payload["id"]
+            kind = str(out.get("event_kind"))
+            if kind in SLASH_ANSWERS and out.get("interaction_id") == payload["id"]:
+                return str(out.get("content", "")), payload["id"] if SLASH_ANSWERS[kind] else None
             after = out["event_id"]
     message = emulator.send_message(line)
     out = await emulator.wait_for_bot_message(channel_id=message["channel_id"], after=message["id"],
@@ -110,11 +117,14 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> 
     return task.result()
 
 
-async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event) -> None:
+async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event,
+                     *, gateway: bool = True) -> None:
+    """``gateway=False``: gateway-less (HTTP interactions), where only slash commands reach the bot."""
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     _stdin_lines(asyncio.get_running_loop(), lines)
-    print(f"Chat as 'you' in #general. Try {prefix}ping, {prefix}help, {prefix}catfact or /roll dice:3 "
-          "(Ctrl-D or Ctrl-C quits).", flush=True)
+    examples = f"{prefix}ping, {prefix}help, {prefix}catfact or /roll dice:3" if gateway else \
+        "/ping, /help, /catfact or /roll dice:3 (gateway-less: slash commands only)"
+    print(f"Chat as 'you' in #general. Try {examples} (Ctrl-D or Ctrl-C quits).", flush=True)
     while not stop.is_set():
         print("you> ", end="", flush=True)
         getter = asyncio.ensure_future(lines.get())
@@ -131,8 +141,10 @@ async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | 
         line = line.strip()
         if not line:
             continue
-        if not (line.startswith(prefix) or line.startswith("/")):
+        if not (line.startswith(prefix) or line.startswith("/")) or (not gateway and not line.startswith("/")):
             emulator.send_message(line)  # ordinary chat: the bot ignores it and traces nothing
+            if not gateway and line.startswith(prefix):
+                print("(gateway-less: nothing reads messages without the listener; use /commands)", flush=True)
             continue
         try:
             reply, source_id = await _unless_stopped(_reply(emulator, line), stop)
@@ -142,7 +154,7 @@ async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | 
         except asyncio.CancelledError:
             break  # Ctrl-C while waiting for the bot
         print("bot> " + reply.replace("\n", "\n     "), flush=True)
-        if trace_file is not None:
+        if trace_file is not None and source_id is not None:
             try:
                 waterfall = await _unless_stopped(_waterfall(trace_file, source_id), stop)
             except asyncio.CancelledError:
