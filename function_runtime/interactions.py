@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
-from function_runtime.queue_sender import QueueSender, SdkQueueSender
+from function_runtime.queue_sender import QueueSender, make_sender
 from function_runtime.signature import SignatureError, Verifier
 from shared import runtime, telemetry
 from shared.ingress import Incoming, Started, slash_incoming, start_command
@@ -281,7 +281,7 @@ def get_endpoint() -> InteractionsEndpoint:
                 key = settings.discord_public_key
                 _endpoint = InteractionsEndpoint(
                     Verifier.from_public_key(key) if key else None,
-                    SdkQueueSender(settings.storage),
+                    make_sender(settings.storage),
                     sample_rate=telemetry.sample_rate(settings),
                 )
     return _endpoint

@@ -26,11 +26,19 @@ def _trigger(fn: Any) -> Any:
 
 def test_every_command_has_a_queue_triggered_function(functions: list[Any]) -> None:
     by_name = {fn.get_function_name(): fn for fn in functions}
-    assert set(by_name) == set(COMMANDS)
+    assert set(by_name) == {*COMMANDS, "interactions"}
     for name, spec in COMMANDS.items():
         binding = _trigger(by_name[name])
         assert binding.queue_name == f"cmd-{name}" == spec.queue
         assert binding.connection == "AzureWebJobsStorage"
+
+
+def test_the_interactions_endpoint_is_the_one_anonymous_http_function(functions: list[Any]) -> None:
+    http = [fn for fn in functions if fn.get_trigger().type == "httpTrigger"]
+    assert [fn.get_function_name() for fn in http] == ["interactions"]
+    trigger = http[0].get_trigger()
+    assert trigger.route == "interactions" and [m.value for m in trigger.methods] == ["POST"]
+    assert trigger.auth_level.value == "anonymous"  # Discord's signature is the authentication
 
 
 def test_every_command_module_has_a_plain_handler() -> None:

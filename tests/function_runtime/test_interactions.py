@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from function_runtime import interactions
 from function_runtime.interactions import InteractionsEndpoint, parse_command
-from function_runtime.queue_sender import SdkQueueSender
+from function_runtime.queue_sender import RestQueueSender, SdkQueueSender, make_sender
 from function_runtime.signature import Verifier
 from localdev.discord_emulator import sign_request
 from shared.envelope import decode
@@ -200,8 +200,11 @@ def test_the_http_function_answers_through_the_workers_types(sender: Recording) 
     assert json.loads(response.get_body()) == {"type": 5}
 
 
-def test_the_sdk_sender_puts_base64_envelopes_on_the_real_queue(settings: Settings, queue_names: Iterator[str]) -> None:
-    endpoint = InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), SdkQueueSender(settings.storage))
+@pytest.mark.parametrize("kind", ["rest", "sdk"])
+def test_senders_put_base64_envelopes_on_the_real_queue(settings: Settings, kind: str) -> None:
+    sender = make_sender(settings.storage) if kind == "rest" else SdkQueueSender(settings.storage)
+    assert isinstance(sender, RestQueueSender) == (kind == "rest")
+    endpoint = InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), sender)
     client = queue_client(settings.storage, "cmd-roll")
     with contextlib.suppress(ResourceExistsError):
         client.create_queue()
@@ -212,6 +215,16 @@ def test_the_sdk_sender_puts_base64_envelopes_on_the_real_queue(settings: Settin
     client.clear_messages()
     env = decode(base64.b64decode(raw.content))  # host.json messageEncoding: base64
     assert env.command == "roll" and env.args == "3"
+
+
+@pytest.mark.parametrize("kind", ["rest", "sdk"])
+def test_senders_create_a_missing_queue(settings: Settings, queue_names: Iterator[str], kind: str) -> None:
+    queue = next(queue_names)
+    sender = make_sender(settings.storage) if kind == "rest" else SdkQueueSender(settings.storage)
+    message_id = sender.send(queue, "hello")
+    [got] = queue_client(settings.storage, queue).receive_messages()
+    assert (got.id, got.content) == (message_id, b"hello")
+    queue_client(settings.storage, queue).delete_queue()
 
 
 class _Errors(logging.Handler):

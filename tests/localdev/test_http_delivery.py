@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind
 from command_functions import ping, roll
 from function_runtime import interactions
 from function_runtime.interactions import InteractionsEndpoint
-from function_runtime.queue_sender import SdkQueueSender
+from function_runtime.queue_sender import make_sender
 from function_runtime.signature import Verifier
 from localdev.azurite import free_port
 from localdev.discord_emulator import DiscordEmulator, EndpointRejected
@@ -63,7 +63,7 @@ async def gateway_less_bot(settings: Settings, emu: DiscordEmulator) -> AsyncIte
         settings=s, rest=DiscordRest(emu.api_url, Secret(emu.token)), http=requests.Session(), flags=AllFlagsOn(),
         poison=_queue_poison_sink(s), marks=StartupMarks(process_start_ns=time.time_ns())))
     interactions.use_endpoint(InteractionsEndpoint(Verifier.from_public_key(bytes.fromhex(emu.public_key)),
-                                                   SdkQueueSender(s.storage)))
+                                                   make_sender(s.storage)))
     app = func.FunctionApp()
     for module in (interactions, roll, ping):
         app.register_functions(module.bp)
