@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import azure.functions as func
 import pytest
 import requests
@@ -196,3 +197,22 @@ async def test_a_late_or_wrong_answer_fails_the_interaction() -> None:
     assert wrong["event_kind"] == late["event_kind"] == "interaction_failed"
     assert wrong["content"] == "The application did not respond"
     assert problems == [["response type 7 is not valid for interaction type 2"], ["no answer within 0.5 s"]]
+
+
+async def test_the_control_api_sets_and_shows_the_endpoint(settings: Settings) -> None:
+    async with DiscordEmulator() as emu, gateway_less_bot(settings, emu) as url, aiohttp.ClientSession() as http:
+        control = f"{emu.base_url}/_emulator/interactions-endpoint"
+        async with http.put(control, json={"url": "ftp://nope"}) as response:
+            assert response.status == 400
+        async with http.put(control, json={"url": url}) as response:
+            assert response.status == 200
+            view = await response.json()
+        assert view["url"] == url and view["public_key"] == emu.public_key
+        emu.send_interaction("ping", {})
+        await emu.wait_for_bot_message(timeout=10)
+        async with http.get(control) as response:
+            deliveries = (await response.json())["deliveries"]
+        assert [d["response"] for d in deliveries] == [{"type": 5}]
+        assert "token" not in json.dumps(deliveries)
+        async with http.put(control, json={"url": None}) as response:
+            assert (await response.json())["url"] is None
