@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,17 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
-def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path: Path) -> None:
+STOP = "\x00stop"
+
+
+def _chat(tmp_path: Path, args: list[str], react: Callable[[str], str | None],
+          extra_env: dict[str, str] | None = None) -> tuple[str, list[str], int]:
+    """Run ``python -m localdev *args`` at a pipe: ``react(line)`` returns what to type (or STOP).
+
+    Returns everything printed, the children's command lines (while running) and the exit status."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OTEL_", "HONEYCOMB_"))}
-    env["LOCAL_TRACE_FILE"] = str(tmp_path / "traces.jsonl")
-    proc = subprocess.Popen([sys.executable, "-m", "localdev"], cwd=PROJECT_ROOT, env=env, text=True,
+    env.update(LOCAL_TRACE_FILE=str(tmp_path / "traces.jsonl"), **(extra_env or {}))
+    proc = subprocess.Popen([sys.executable, "-m", "localdev", *args], cwd=PROJECT_ROOT, env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdin is not None and proc.stdout is not None
     output: list[str] = []
@@ -40,60 +48,52 @@ def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path:
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             output.append(line)
-            if line.startswith("Chat as"):
-                proc.stdin.write("!ping\n")
-                proc.stdin.flush()
-            if "runtime_setup" in line:  # the last line of the cold start's waterfall
+            typed = react(line)
+            if typed == STOP:
                 break
+            if typed is not None:
+                proc.stdin.write(typed)
+                proc.stdin.flush()
         else:
             raise AssertionError("".join(output))
         children = _children_of(proc.pid)
-        assert children, "localdev should have started Azurite, the listener and the functions host"
+        commands = [Path(f"/proc/{pid}/cmdline").read_text(errors="replace") for pid in children]
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    text = "".join(output) + rest
+    left = [pid for pid in children if Path(f"/proc/{pid}").exists()
+            and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]
+    assert not left, "left processes running"
+    return "".join(output) + rest, commands, proc.returncode
+
+
+def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path: Path) -> None:
+    def react(line: str) -> str | None:
+        if line.startswith("Chat as"):
+            return "!ping\n"
+        return STOP if "runtime_setup" in line else None  # the last line of the cold start's waterfall
+
+    text, commands, returncode = _chat(tmp_path, [], react)
+    assert len(commands) >= 3, "localdev should have started Azurite, the listener and the functions host"
     assert "bot> pong" in text
     for span in ("discord.command", "cmd-ping send", "cmd-ping process", "queue.wait", "cold_start"):
         assert span in text
     assert "discord-bot-listener" in text and "discord-bot-functions" in text
-    assert proc.returncode == 0 and "Stopping..." in text
-    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()
-                and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()], "left processes running"
+    assert returncode == 0 and "Stopping..." in text
 
 
 def test_http_interactions_mode_answers_slash_commands_without_a_listener(tmp_path: Path) -> None:
     from localdev.azurite import free_port
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OTEL_", "HONEYCOMB_"))}
-    env.update(LOCAL_TRACE_FILE=str(tmp_path / "traces.jsonl"), FUNCTIONS_HTTP_PORT=str(free_port()))
-    proc = subprocess.Popen([sys.executable, "-m", "localdev", "--http-interactions"], cwd=PROJECT_ROOT, env=env,
-                            text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdin is not None and proc.stdout is not None
-    output: list[str] = []
-    lines = iter(["/ping\n", "/roll dice:3\n"])
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            output.append(line)
-            if line.startswith("Chat as") or "PATCH /webhooks" in line:  # prompt, or the end of a waterfall
-                following = next(lines, None)
-                if following is None:
-                    break
-                proc.stdin.write(following)
-                proc.stdin.flush()
-        else:
-            raise AssertionError("".join(output))
-        commands = [Path(f"/proc/{pid}/cmdline").read_text(errors="replace") for pid in _children_of(proc.pid)]
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = "".join(output) + rest
+    typed = iter(["/ping\n", "/roll dice:3\n", STOP])
+
+    def react(line: str) -> str | None:  # at the prompt, then after each waterfall's last span
+        return next(typed) if line.startswith("Chat as") or "PATCH /webhooks" in line else None
+
+    text, commands, returncode = _chat(tmp_path, ["--http-interactions"], react,
+                                       {"FUNCTIONS_HTTP_PORT": str(free_port())})
     assert any("localdev.functions_host" in c for c in commands)
     assert not any("gateway_listener" in c for c in commands)
     assert "bot> pong" in text and "bot> 3 dice (10-again)" in text
@@ -101,4 +101,4 @@ def test_http_interactions_mode_answers_slash_commands_without_a_listener(tmp_pa
     assert "discord-bot-listener" not in text  # the whole trace is the function app's
     for span in ("discord.command", "cmd-ping send", "cmd-roll process", "discord.send_response"):
         assert span in text
-    assert proc.returncode == 0
+    assert returncode == 0
