@@ -259,10 +259,33 @@ def _http_attributes() -> dict[str, AttributeValue]:
     }
 
 
-def flush_in_background() -> None:
-    """Export this request's spans without holding the answer (a frozen instance may lose them,
-    but the command function that follows flushes before it returns)."""
-    threading.Thread(target=telemetry.flush, name="interactions-flush", daemon=True).start()
+class BackgroundFlusher:
+    """Exports spans off the request path: one daemon thread, woken per request, that flushes
+    until nothing new has ended (so a burst of requests shares flushes instead of piling up
+    threads), and exits after ``idle_s``. A frozen instance may lose the last spans; the
+    command function that follows flushes before it returns."""
+
+    def __init__(self, flush: Callable[[], object] = telemetry.flush, idle_s: float = 30.0) -> None:
+        self._flush = flush
+        self._idle_s = idle_s
+        self._wanted = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        self._wanted.set()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="interactions-flush", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while self._wanted.wait(self._idle_s):
+            self._wanted.clear()
+            self._flush()
+
+
+FLUSHER = BackgroundFlusher()
 
 
 bp = func.Blueprint()
@@ -298,5 +321,5 @@ def use_endpoint(endpoint: InteractionsEndpoint | None) -> None:
 def interactions(req: func.HttpRequest) -> func.HttpResponse:
     started_ns = time.time_ns()
     answer = get_endpoint().handle(req.headers, req.get_body(), started_ns=started_ns)
-    flush_in_background()
+    FLUSHER.request()
     return func.HttpResponse(json.dumps(answer.body), status_code=answer.status, mimetype="application/json")

@@ -276,3 +276,24 @@ def test_fuzz_signed_bodies_get_200_or_400_never_an_exception(doc: Any) -> None:
     if sender.sent:
         assert answer.body == {"type": 5}
         decode(sender.sent[0][1])  # whatever got through is a valid envelope
+
+
+def test_the_background_flusher_never_holds_the_answer_and_shares_flushes() -> None:
+    import threading
+    import time
+
+    release, flushed = threading.Event(), []
+
+    def slow_flush() -> None:
+        release.wait(5)
+        flushed.append(time.monotonic())
+
+    flusher = interactions.BackgroundFlusher(slow_flush, idle_s=0.2)
+    began = time.monotonic()
+    for _ in range(50):
+        flusher.request()
+    assert time.monotonic() - began < 0.5  # requests return while the exporter is stuck
+    assert sum(t.name == "interactions-flush" for t in threading.enumerate()) == 1  # not one per request
+    release.set()
+    time.sleep(0.5)
+    assert 1 <= len(flushed) <= 2  # the burst shared its flushes
