@@ -11,7 +11,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from command_functions import catfact, help, mtg, ping, relationships, roll, source
-from shared import runtime
+from function_runtime import runtime
 
 # Settings, telemetry and clients, built while the worker starts rather than inside the
 # first invocation; a bad setting stops start-up here with one line naming it.

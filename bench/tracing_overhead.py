@@ -1,4 +1,4 @@
-"""Tracing overhead: the cost of ``shared.invocation.invoke`` with tracing on vs off, and of its flush.
+"""Tracing overhead: the cost of ``function_runtime.invocation.invoke`` with tracing on vs off, and of its flush.
 
 Same handler (ping), same envelope, in-process, with a Runtime whose Discord REST edge
 only records the reply. Each mode runs in its own subprocess (a process has one global
@@ -82,10 +82,10 @@ def worker(mode: str, count: int, otlp_url: str | None) -> dict[str, list[float]
     from azure.functions.queue import QueueMessage
 
     from command_functions import ping
+    from function_runtime.runtime import Runtime, StartupMarks
     from shared import telemetry
     from shared.envelope import Envelope, Ids, encode
     from shared.registry import COMMANDS
-    from shared.runtime import Runtime, StartupMarks
     from shared.settings import AZURITE_CONNECTION_STRING, Secret, Settings, StorageSettings
 
     settings = Settings(storage=StorageSettings(connection_string=Secret(AZURITE_CONNECTION_STRING)),
@@ -99,7 +99,7 @@ def worker(mode: str, count: int, otlp_url: str | None) -> dict[str, list[float]
 
     import requests
 
-    from shared import invocation
+    from function_runtime import invocation
 
     rest = _RecordingRest()
     rt = Runtime(settings=settings, rest=rest, http=requests.Session(), flags=_StaticFlags(),  # type: ignore[arg-type]

@@ -7,10 +7,10 @@ import logging
 import azure.functions as func
 from opentelemetry import trace
 
-from shared.context import CommandContext
+from function_runtime.context import CommandContext
+from function_runtime.http import get_json
+from function_runtime.invocation import invoke
 from shared.errors import ExternalApiError
-from shared.http import get_json
-from shared.invocation import invoke
 from shared.registry import COMMANDS
 
 _log = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ from command_functions.mtg_query import (
     parse,
     search_url,
 )
-from shared.context import CommandContext
+from function_runtime.context import CommandContext
+from function_runtime.http import get_json
+from function_runtime.invocation import invoke
 from shared.errors import ExternalApiError
-from shared.http import get_json
-from shared.invocation import invoke
 from shared.registry import COMMANDS, SOURCE_URL
 
 _log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ import azure.functions as func
 from opentelemetry import trace
 
 from command_functions.dice import MAX_DICE, MIN_DICE, Roll, roll_chance, roll_dice
-from shared.context import CommandContext
+from function_runtime.context import CommandContext
+from function_runtime.invocation import invoke
 from shared.errors import UsageError
-from shared.invocation import invoke
 from shared.registry import COMMANDS
 
 _log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.context import CommandContext
-from shared.invocation import invoke
+from function_runtime.context import CommandContext
+from function_runtime.invocation import invoke
 from shared.registry import COMMANDS, SOURCE_URL
 
 SPEC = COMMANDS["source"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from shared.discord_rest import USER_AGENT
+from function_runtime.discord_rest import USER_AGENT
 from shared.errors import SettingsError
 from shared.registry import COMMANDS, CommandSpec
 from shared.settings import Settings, load_settings

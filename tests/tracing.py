@@ -13,7 +13,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared import runtime, telemetry
+from function_runtime import runtime
+from shared import telemetry
 from shared.settings import AZURITE_CONNECTION_STRING, Secret, Settings, StorageSettings
 
 _EXPORTER = InMemorySpanExporter()

@@ -23,15 +23,15 @@ from requests.structures import CaseInsensitiveDict
 
 from command_functions import mtg
 from command_functions.mtg_query import parse as parse_mtg
+from function_runtime.context import CommandContext
+from function_runtime.discord_rest import MAX_CONTENT, DiscordRest
+from function_runtime.invocation import _run_command
 from gateway_listener.parsing import parse_message
-from shared.context import CommandContext
-from shared.discord_rest import MAX_CONTENT, DiscordRest
 from shared.envelope import Envelope, Ids, InteractionRef, decode, encode
 from shared.errors import EnvelopeError, UsageError
-from shared.invocation import _run_command
 from shared.registry import COMMANDS
 from shared.settings import Secret, Settings, StorageSettings
-from tests.shared.openapi_oracle import oracle
+from tests.function_runtime.openapi_oracle import oracle
 
 SETTINGS = Settings(storage=StorageSettings(), catfact_api_url="http://127.0.0.1:9/catfact",
                     scryfall_api_url="http://127.0.0.1:9/scryfall", relationships_api_url="http://127.0.0.1:9/rel")

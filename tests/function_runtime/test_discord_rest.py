@@ -22,12 +22,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from shared.discord_ratelimit import RateLimiter
-from shared.discord_rest import EMPTY_PLACEHOLDER, MAX_CONTENT, DiscordRest, fit_content
+from function_runtime.discord_ratelimit import RateLimiter
+from function_runtime.discord_rest import EMPTY_PLACEHOLDER, MAX_CONTENT, DiscordRest, fit_content
 from shared.envelope import Envelope, Ids, InteractionRef
 from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from shared.settings import Secret
-from tests.shared.openapi_oracle import oracle
+from tests.function_runtime.openapi_oracle import oracle
 
 BOT_TOKEN = Secret("MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.bot-token-that-must-never-leak")
 INTERACTION_TOKEN = Secret("aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDEyMzQ1Njc4OnNlY3JldA-never-leak")

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from shared.context import FlagSource
-from shared.discord_rest import DiscordRest
+from function_runtime.context import FlagSource
+from function_runtime.discord_rest import DiscordRest
 from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def _queue_poison_sink(settings: Settings) -> PoisonSink:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    from shared.flags import load_flag_source
+    from function_runtime.flags import load_flag_source
 
     http = requests.Session()
     http.headers["User-Agent"] = f"discord-functions-bot/{settings.service_version}"

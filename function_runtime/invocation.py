@@ -26,12 +26,12 @@ from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes, AttributeValue
 
+from function_runtime.context import CommandContext, Handler
+from function_runtime.runtime import Runtime, StartupMarks, get_runtime
 from shared import telemetry
-from shared.context import CommandContext, Handler
 from shared.envelope import ENVELOPE_GETTER, TRIGGER_BY_KIND, Envelope, decode
 from shared.errors import EnvelopeError, ExternalApiError, PermanentError, TransientError, UsageError
 from shared.registry import COMMANDS, MESSAGING_SYSTEM, CommandSpec, poison_queue_name
-from shared.runtime import Runtime, StartupMarks, get_runtime
 
 if TYPE_CHECKING:
     import azure.functions as func

@@ -7,7 +7,7 @@ original response is a PATCH. So a timeout or a 5xx can safely be retried here, 
 failure left over is raised as a :class:`~shared.errors.TransientError` for the queue.
 
 Rate limits follow https://discord.com/developers/docs/topics/rate-limits (see
-:mod:`shared.discord_ratelimit`). Every HTTP attempt is a CLIENT span named after the
+:mod:`function_runtime.discord_ratelimit`). Every HTTP attempt is a CLIENT span named after the
 route *template*; the bot token and interaction tokens never reach a span, a log line
 or an exception message (requests' own exceptions print the URL, so they are replaced).
 """
@@ -30,7 +30,7 @@ import requests
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
+from function_runtime.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
 from shared.envelope import Envelope
 from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from shared.registry import SOURCE_URL
