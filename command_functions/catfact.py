@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import logging
 
-import azure.functions as func
 from opentelemetry import trace
 
 from function_runtime.context import CommandContext
 from function_runtime.http import get_json
-from function_runtime.invocation import invoke
 from shared.errors import ExternalApiError
 from shared.registry import COMMANDS
 
 _log = logging.getLogger(__name__)
 
 SPEC = COMMANDS["catfact"]
-bp = func.Blueprint()
 
 TIMEOUT_S = 5.0
 SERVICE = "the cat fact service"
@@ -32,8 +29,3 @@ def handle(ctx: CommandContext) -> str:
     trace.get_current_span().set_attribute("app.catfact.length", len(fact))
     return fact[:MAX_REPLY_CHARS]
 
-
-@bp.function_name("catfact")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def catfact(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 
-import azure.functions as func
 from opentelemetry import trace
 
 from command_functions.mtg_query import (
@@ -30,14 +29,12 @@ from command_functions.mtg_query import (
 )
 from function_runtime.context import CommandContext
 from function_runtime.http import get_json
-from function_runtime.invocation import invoke
 from shared.errors import ExternalApiError
 from shared.registry import COMMANDS, SOURCE_URL
 
 _log = logging.getLogger(__name__)
 
 SPEC = COMMANDS["mtg"]
-bp = func.Blueprint()
 
 TIMEOUT_S = 5.0
 SUGGEST_TIMEOUT_S = 3.0  # the suggestion is a nicety; don't double the wait for it
@@ -115,8 +112,3 @@ def handle(ctx: CommandContext) -> str:
     span.set_attributes({"app.mtg.lookup": "found", "app.mtg.commander": name, "app.mtg.colour_identity": identity})
     return _reply(_literal(name), identity, query)
 
-
-@bp.function_name("mtg")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def mtg(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)

@@ -16,19 +16,16 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-import azure.functions as func
 from opentelemetry import trace
 
 from function_runtime.context import CommandContext
 from function_runtime.http import get_json
-from function_runtime.invocation import invoke
 from shared.errors import ExternalApiError, UsageError
 from shared.registry import COMMANDS
 
 _log = logging.getLogger(__name__)
 
 SPEC = COMMANDS["relationships"]
-bp = func.Blueprint()
 
 TIMEOUT_S = 5.0
 SERVICE = "the relationships service"
@@ -67,8 +64,3 @@ def handle(ctx: CommandContext) -> str:
     lines.append(f"-# Credit: {credit}")
     return "\n".join(lines)
 
-
-@bp.function_name("relationships")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def relationships(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)

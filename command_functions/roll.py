@@ -11,19 +11,16 @@ import logging
 import random
 from dataclasses import dataclass
 
-import azure.functions as func
 from opentelemetry import trace
 
 from command_functions.dice import MAX_DICE, MIN_DICE, Roll, roll_chance, roll_dice
 from function_runtime.context import CommandContext
-from function_runtime.invocation import invoke
 from shared.errors import UsageError
 from shared.registry import COMMANDS
 
 _log = logging.getLogger(__name__)
 
 SPEC = COMMANDS["roll"]
-bp = func.Blueprint()
 
 _RNG = random.SystemRandom()
 MAX_ARGS_CHARS = 40  # "30 9a" and friends; anything longer is not a roll
@@ -98,8 +95,3 @@ def reply(ctx: CommandContext, rng: random.Random) -> str:
     })
     return format_roll(result)
 
-
-@bp.function_name("roll")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def roll(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)
