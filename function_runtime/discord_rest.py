@@ -31,7 +31,6 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from function_runtime.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
-from shared.envelope import Envelope
 from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from shared.registry import SOURCE_URL
 from shared.settings import Secret
@@ -108,7 +107,9 @@ class DiscordRest:
 
     # -- public API -------------------------------------------------------------------------
 
-    def create_message(self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None) -> dict:
+    def create_message(
+        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None
+    ) -> dict[str, Any]:
         """POST a channel message that pings no one; ``nonce`` makes redeliveries safe."""
         if not nonce:
             raise ValueError("nonce: required (it is the reply's idempotency key)")
@@ -128,7 +129,7 @@ class DiscordRest:
         route = _Route("POST", CREATE_MESSAGE, path, path, f"channel:{channel_id}", bot_auth=True)
         return self._request(route, body)
 
-    def edit_original_response(self, application_id: str, interaction_token: Secret, content: str) -> dict:
+    def edit_original_response(self, application_id: str, interaction_token: Secret, content: str) -> dict[str, Any]:
         """PATCH the deferred interaction response. The token rides in the path, not in a header."""
         app = quote(application_id, safe="")
         path = f"/webhooks/{app}/{quote(interaction_token.reveal(), safe='')}/messages/@original"
@@ -137,14 +138,6 @@ class DiscordRest:
         route = _Route("PATCH", EDIT_ORIGINAL, path, redacted, f"webhook:{application_id}:{digest}", bot_auth=False)
         body = {"content": fit_content(content), "allowed_mentions": _no_mentions()}
         return self._request(route, body)
-
-    def send_reply(self, envelope: Envelope, content: str) -> dict:
-        """Reply to whatever invoked the command: a message reply, or the interaction's edit."""
-        if envelope.kind == "interaction":
-            if envelope.interaction is None:
-                raise ValueError("interaction envelope without interaction application_id/token")
-            return self.edit_original_response(envelope.interaction.application_id, envelope.interaction.token, content)
-        return self.create_message(envelope.ids.channel, content, nonce=envelope.nonce, reply_to=envelope.ids.message)
 
     def close(self) -> None:
         if self._own_session:

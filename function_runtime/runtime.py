@@ -25,6 +25,7 @@ import requests
 
 from function_runtime.context import FlagSource
 from function_runtime.discord_rest import DiscordRest
+from function_runtime.replies import ReplySender
 from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ MARKS = StartupMarks(process_start_ns=time.time_ns())
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
-    rest: DiscordRest
+    rest: ReplySender
     http: requests.Session
     flags: FlagSource
     poison: PoisonSink

@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from function_runtime.discord_ratelimit import RateLimiter
 from function_runtime.discord_rest import EMPTY_PLACEHOLDER, MAX_CONTENT, DiscordRest, fit_content
+from function_runtime.replies import send_reply
 from shared.envelope import Envelope, Ids, InteractionRef
 from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from shared.settings import Secret
@@ -325,8 +326,8 @@ def _envelope(kind: str) -> Envelope:
 
 def test_send_reply_picks_the_route_from_the_envelope(stub, make_client):
     client = make_client()
-    client.send_reply(_envelope("message"), "to a message")
-    client.send_reply(_envelope("interaction"), "to a slash command")
+    send_reply(client, _envelope("message"), "to a message")
+    send_reply(client, _envelope("interaction"), "to a slash command")
     create, edit = stub.seen
     assert create.method == "POST" and create.body["nonce"] == MESSAGE
     assert create.body["message_reference"]["message_id"] == MESSAGE
