@@ -91,7 +91,8 @@ def worker(mode: str, count: int, otlp_url: str | None) -> dict[str, list[float]
     from azure.functions.queue import QueueMessage
 
     from command_functions import ping
-    from function_runtime.runtime import Runtime, StartupMarks
+    from function_runtime.runtime import Runtime
+    from function_runtime.startup import StartupMarks
     from shared import telemetry
     from shared.envelope import Envelope, Ids, encode
     from shared.registry import COMMANDS

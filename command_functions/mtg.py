@@ -30,7 +30,8 @@ from command_functions.mtg_query import (
 from function_runtime.context import CommandContext
 from function_runtime.http import get_json
 from shared.errors import ExternalApiError
-from shared.registry import COMMANDS, SOURCE_URL
+from shared.registry import COMMANDS
+from shared.useragent import user_agent
 
 _log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ NOT_FOUND_TEXT = {
 
 def _headers(ctx: CommandContext) -> dict[str, str]:
     return {
-        "User-Agent": f"discord-functions-bot/{ctx.settings.service_version} (+{SOURCE_URL})",
+        "User-Agent": user_agent("external", ctx.settings.service_version),
         "Accept": "application/json",
     }
 

@@ -32,15 +32,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from function_runtime.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
 from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
-from shared.registry import SOURCE_URL
 from shared.settings import Secret
+from shared.useragent import user_agent as discord_user_agent
 
 _log = logging.getLogger(__name__)
 
 MAX_CONTENT = 2000  # Discord's message limit for bots (the OpenAPI file allows 4000 on create: Nitro users)
 MAX_NONCE = 25
 EMPTY_PLACEHOLDER = "(no response)"  # Discord rejects empty messages (50006)
-USER_AGENT = f"DiscordBot ({SOURCE_URL}, 0.1.0)"  # the form Discord asks bots to send
 _MAX_RATE_LIMITED = 5  # 429s per call, on top of the wait budget (guards retry_after: 0 loops)
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
 
@@ -82,7 +81,7 @@ class DiscordRest:
         max_attempts: int = 4,
         max_total_wait: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
-        user_agent: str = USER_AGENT,
+        user_agent: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         ratelimiter: RateLimiter | None = None,
         tracer_provider: trace.TracerProvider | None = None,
@@ -99,7 +98,7 @@ class DiscordRest:
         self._max_total_wait = max_total_wait
         self._sleep = sleep
         self._clock = clock
-        self._user_agent = user_agent
+        self._user_agent = user_agent or discord_user_agent("discord")
         self._limiter = ratelimiter or _shared_limiter(self._base, token)
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._random = random.Random()

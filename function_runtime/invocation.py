@@ -28,7 +28,8 @@ from opentelemetry.util.types import Attributes, AttributeValue
 
 from function_runtime.context import CommandContext, Handler
 from function_runtime.replies import send_reply
-from function_runtime.runtime import Runtime, StartupMarks, get_runtime
+from function_runtime.runtime import Runtime, get_runtime
+from function_runtime.startup import StartupMarks
 from shared import telemetry
 from shared.envelope import ENVELOPE_GETTER, TRIGGER_BY_KIND, Envelope, decode
 from shared.errors import EnvelopeError, ExternalApiError, PermanentError, TransientError, UsageError

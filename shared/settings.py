@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.errors import SettingsError
+from shared.useragent import DEFAULT_VERSION
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FLAGS_FILE = PROJECT_ROOT / "feature_flags.example.json"
@@ -80,7 +81,7 @@ class Settings:
     appconfig_endpoint: str | None = None
     local_trace_file: Path | None = None
     deployment_environment: str = "local"
-    service_version: str = "0.1.0"
+    service_version: str = DEFAULT_VERSION
     azure_resource: Mapping[str, str] = field(default_factory=dict)
     listener_buffer_capacity: int = 1000
 
@@ -221,7 +222,7 @@ def load_settings(
         deployment_environment=values.get(
             "DEPLOYMENT_ENVIRONMENT", "azure" if values.get("WEBSITE_SITE_NAME") else "local"
         ),
-        service_version=values.get("SERVICE_VERSION", "0.1.0"),
+        service_version=values.get("SERVICE_VERSION", DEFAULT_VERSION),
         azure_resource=_azure_resource(values),
         listener_buffer_capacity=_bounded_int(values, "LISTENER_BUFFER_CAPACITY", 1000, 1, 1_000_000),
     )

@@ -24,7 +24,8 @@ from command_functions import ping
 from function_runtime.context import CommandContext
 from function_runtime.discord_rest import DiscordRest
 from function_runtime.invocation import invoke
-from function_runtime.runtime import Runtime, StartupMarks, _queue_poison_sink
+from function_runtime.runtime import Runtime, _queue_poison_sink
+from function_runtime.startup import StartupMarks
 from gateway_listener.dispatch import Incoming, Outcome, dispatch
 from gateway_listener.enqueuer import Enqueuer
 from gateway_listener.parsing import parse_message
