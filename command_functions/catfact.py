@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from opentelemetry import trace
 
 from function_runtime.context import CommandContext
+from function_runtime.errors import ExternalApiError
 from function_runtime.http import get_json
-from shared.errors import ExternalApiError
 from shared.registry import COMMANDS
-
-_log = logging.getLogger(__name__)
 
 SPEC = COMMANDS["catfact"]
 

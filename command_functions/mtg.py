@@ -28,8 +28,8 @@ from command_functions.mtg_query import (
     search_url,
 )
 from function_runtime.context import CommandContext
+from function_runtime.errors import ExternalApiError
 from function_runtime.http import get_json
-from shared.errors import ExternalApiError
 from shared.registry import COMMANDS
 from shared.useragent import user_agent
 

@@ -13,17 +13,14 @@ relationships; with ``objective`` it is the objective. The credit is always show
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
 from function_runtime.context import CommandContext
+from function_runtime.errors import ExternalApiError, UsageError
 from function_runtime.http import get_json
-from shared.errors import ExternalApiError, UsageError
 from shared.registry import COMMANDS
-
-_log = logging.getLogger(__name__)
 
 SPEC = COMMANDS["relationships"]
 

@@ -7,7 +7,6 @@ chained with arrows (``10→7``). Gated by the ``roll`` feature flag (the wrappe
 
 from __future__ import annotations
 
-import logging
 import random
 from dataclasses import dataclass
 
@@ -15,10 +14,8 @@ from opentelemetry import trace
 
 from command_functions.dice import MAX_DICE, MIN_DICE, Roll, roll_chance, roll_dice
 from function_runtime.context import CommandContext
-from shared.errors import UsageError
+from function_runtime.errors import UsageError
 from shared.registry import COMMANDS
-
-_log = logging.getLogger(__name__)
 
 SPEC = COMMANDS["roll"]
 

@@ -31,7 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from function_runtime.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
-from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
+from function_runtime.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from shared.settings import Secret
 from shared.useragent import user_agent as discord_user_agent
 

@@ -27,12 +27,13 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from function_runtime.context import CommandContext, Handler
+from function_runtime.errors import ExternalApiError, UsageError
 from function_runtime.replies import send_reply
 from function_runtime.runtime import Runtime, get_runtime
 from function_runtime.startup import StartupMarks
 from shared import telemetry
 from shared.envelope import ENVELOPE_GETTER, TRIGGER_BY_KIND, Envelope, decode
-from shared.errors import EnvelopeError, ExternalApiError, PermanentError, TransientError, UsageError
+from shared.errors import EnvelopeError, PermanentError, TransientError
 from shared.registry import COMMANDS, MESSAGING_SYSTEM, CommandSpec, poison_queue_name
 
 if TYPE_CHECKING:

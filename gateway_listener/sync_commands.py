@@ -20,7 +20,6 @@ from shared.registry import COMMANDS, CommandSpec
 from shared.settings import Settings, load_settings
 from shared.useragent import user_agent
 
-_log = logging.getLogger(__name__)
 CHAT_INPUT = 1
 
 

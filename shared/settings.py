@@ -2,7 +2,12 @@
 
 Sources, highest priority first: the process environment, then the ``Values`` of
 ``local.settings.json`` in the project root (as Azure Functions Core Tools does), then
-the defaults in DESIGN.md. Nothing else in the project reads ``os.environ``.
+the defaults in DESIGN.md. Nothing else in the bot's processes reads ``os.environ`` for
+settings. Telemetry setup writes to it (never reads it): two libraries take options only
+as environment variables, the Azure Monitor exporter's opt-outs
+(``shared/telemetry_exporters.py``) and the requests instrumentation's
+``OTEL_SEMCONV_STABILITY_OPT_IN`` (``shared/telemetry_processors.py``). The local tools
+(``localdev/``, ``bench/``) pass the environment on to the processes they start.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from function_runtime.discord_ratelimit import RateLimiter
 from function_runtime.discord_rest import EMPTY_PLACEHOLDER, MAX_CONTENT, DiscordRest, fit_content
+from function_runtime.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from function_runtime.replies import send_reply
 from shared.envelope import Envelope, Ids, InteractionRef
-from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from shared.settings import Secret
 from tests.function_runtime.openapi_oracle import oracle
 

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from command_functions import ping
 from function_runtime.context import CommandContext
 from function_runtime.discord_rest import DiscordRest
+from function_runtime.errors import DiscordUnavailableError, ExternalApiError
 from function_runtime.invocation import invoke
 from function_runtime.runtime import Runtime, _queue_poison_sink
 from function_runtime.startup import StartupMarks
@@ -31,7 +32,6 @@ from gateway_listener.enqueuer import Enqueuer
 from gateway_listener.parsing import parse_message
 from localdev.discord_emulator import EmulatorThread
 from shared.envelope import Envelope, Ids
-from shared.errors import DiscordUnavailableError, ExternalApiError
 from shared.queues import queue_client
 from shared.registry import COMMANDS, poison_queue_name
 from shared.settings import Secret, Settings

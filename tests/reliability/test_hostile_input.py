@@ -25,11 +25,12 @@ from command_functions import mtg
 from command_functions.mtg_query import parse as parse_mtg
 from function_runtime.context import CommandContext
 from function_runtime.discord_rest import MAX_CONTENT, DiscordRest
+from function_runtime.errors import UsageError
 from function_runtime.invocation import _run_command
 from function_runtime.replies import send_reply
 from gateway_listener.parsing import parse_message
 from shared.envelope import Envelope, Ids, InteractionRef, decode, encode
-from shared.errors import EnvelopeError, UsageError
+from shared.errors import EnvelopeError
 from shared.registry import COMMANDS
 from shared.settings import Secret, Settings, StorageSettings
 from tests.function_runtime.openapi_oracle import oracle
