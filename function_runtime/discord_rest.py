@@ -156,13 +156,7 @@ class DiscordRest:
         while True:
             pre_wait = self._limiter.wait_needed(route.template, route.major, self._clock())
             if pre_wait is not None:
-                if waited + pre_wait.seconds > self._max_total_wait:
-                    raise DiscordUnavailableError(
-                        f"Discord {route.name}: rate limit resets in {pre_wait.seconds:.1f}s, "
-                        f"beyond the {self._max_total_wait:.0f}s wait budget"
-                    )
-                self._sleep(pre_wait.seconds)
-                waited += pre_wait.seconds
+                waited = self._wait(route, pre_wait.seconds, waited, f"rate limit resets in {pre_wait.seconds:.1f}s")
             outcome = self._attempt(route, body, attempt, failures, pre_wait)
             attempt += 1
             if isinstance(outcome, dict):
@@ -177,13 +171,17 @@ class DiscordRest:
                     raise DiscordUnavailableError(
                         f"Discord {route.name}: gave up after {attempt} attempts (last: {outcome.reason})"
                     )
-            if waited + outcome.delay > self._max_total_wait:
-                raise DiscordUnavailableError(
-                    f"Discord {route.name}: {outcome.reason}; retrying in {outcome.delay:.1f}s would pass "
-                    f"the {self._max_total_wait:.0f}s wait budget ({waited:.1f}s waited)"
-                )
-            self._sleep(outcome.delay)
-            waited += outcome.delay
+            waited = self._wait(route, outcome.delay, waited, f"{outcome.reason}; retrying in {outcome.delay:.1f}s")
+
+    def _wait(self, route: _Route, seconds: float, waited: float, why: str) -> float:
+        """Sleep ``seconds`` unless that passes the wait budget (then raise); the new total waited."""
+        if waited + seconds > self._max_total_wait:
+            raise DiscordUnavailableError(
+                f"Discord {route.name}: {why} would pass the {self._max_total_wait:.0f}s wait budget "
+                f"({waited:.1f}s waited)"
+            )
+        self._sleep(seconds)
+        return waited + seconds
 
     def _attempt(
         self, route: _Route, body: dict[str, Any], attempt: int, failures: int, pre_wait: Wait | None
