@@ -32,7 +32,8 @@ from opentelemetry.util.types import AttributeValue
 
 from function_runtime.queue_sender import QueueSender, make_sender
 from function_runtime.signature import SignatureError, Verifier
-from shared import runtime, telemetry
+from function_runtime.startup import MARKS, StartupMarks, record_cold_start, startup
+from shared import telemetry
 from shared.ingress import Incoming, Started, slash_incoming, start_command
 from shared.registry import COMMANDS
 from shared.settings import Secret
@@ -135,6 +136,7 @@ class _Verdict:
     answer: Answer | None = None
     incoming: Incoming | None = None
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    sent_ns: int | None = None  # when Discord signed it (1 s resolution); None: not signed
 
 
 def _ping(doc: Mapping[str, Any]) -> _Verdict:
@@ -167,10 +169,12 @@ BY_TYPE: dict[int, Callable[[Mapping[str, Any]], _Verdict]] = {
 class InteractionsEndpoint:
     """The plain logic behind the HTTP function: headers + raw body in, status + JSON out."""
 
-    def __init__(self, verifier: Verifier | None, sender: QueueSender, *, sample_rate: int = 1) -> None:
+    def __init__(self, verifier: Verifier | None, sender: QueueSender, *, sample_rate: int = 1,
+                 marks: StartupMarks = MARKS) -> None:
         self._verifier = verifier
         self._sender = sender
         self._sample_rate = sample_rate
+        self._marks = marks
 
     def handle(self, headers: Mapping[str, str], body: bytes, *, started_ns: int | None = None,
                attributes: Mapping[str, AttributeValue] | None = None) -> Answer:
@@ -182,11 +186,12 @@ class InteractionsEndpoint:
         started_ns = started_ns or time.time_ns()
         carrier = {k.lower(): v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
         parent = TraceContextTextMapPropagator().extract(carrier)
-        attrs = {**_http_attributes(), **(attributes or {})}
+        first = self._marks.claim_first_invocation()
+        attrs = {**_http_attributes(), **(attributes or {}), "faas.coldstart": first}
         try:
             verdict = self._verdict(headers, body)
             if verdict.incoming is not None:
-                return self._enqueue(verdict.incoming, parent, started_ns, attrs)
+                return self._enqueue(verdict, parent, started_ns, attrs, first)
             assert verdict.answer is not None
             answer = verdict.answer
         except Exception as exc:  # a bug must not become a 500 (Discord disables failing endpoints)
@@ -196,6 +201,8 @@ class InteractionsEndpoint:
         with _tracer.start_as_current_span(SPAN_NAME, kind=SpanKind.SERVER, context=parent, start_time=started_ns,
                                            attributes={**attrs, **verdict.attributes}) as span:
             span.set_attribute("http.response.status_code", answer.status)
+            if first:
+                self._cold_start(verdict.sent_ns or started_ns)
             if answer.status >= 400:
                 span.set_status(Status(StatusCode.ERROR, str(answer.body.get("error", ""))[:100]))
         return answer
@@ -205,7 +212,7 @@ class InteractionsEndpoint:
             _log.error("interactions: DISCORD_PUBLIC_KEY is not set; refusing every request")
             return _Verdict(REFUSED, attributes={"app.error": "DISCORD_PUBLIC_KEY not set"})
         try:
-            self._verifier.verify(headers, body)
+            sent_ns = self._verifier.verify(headers, body) * 1_000_000_000
         except SignatureError as exc:
             return _Verdict(REFUSED, attributes={"app.error": str(exc)})
         try:
@@ -221,12 +228,23 @@ class InteractionsEndpoint:
         except MalformedInteraction as exc:
             return _Verdict(Answer(400, {"error": f"malformed interaction: {exc}"}), attributes={"app.error": str(exc)})
         verdict.attributes["app.interaction.type"] = kind
+        verdict.sent_ns = sent_ns
         return verdict
 
-    def _enqueue(self, incoming: Incoming, parent: Context, started_ns: int,
-                 attrs: Mapping[str, AttributeValue]) -> Answer:
-        with start_command(incoming, sample_rate=self._sample_rate, kind=SpanKind.SERVER, parent=parent,
+    def _cold_start(self, since_ns: int) -> None:
+        """The start-up this request waited for (as the queue side does for its first message)."""
+        try:
+            record_cold_start(self._marks, since_ns)
+        except Exception:  # telemetry is never worth failing the answer over
+            _log.exception("interactions: could not record the cold start")
+
+    def _enqueue(self, verdict: _Verdict, parent: Context, started_ns: int,
+                 attrs: Mapping[str, AttributeValue], first: bool) -> Answer:
+        assert verdict.incoming is not None
+        with start_command(verdict.incoming, sample_rate=self._sample_rate, kind=SpanKind.SERVER, parent=parent,
                            start_time=started_ns, attributes={**attrs, "app.interaction.type": 2}) as started:
+            if first:
+                self._cold_start(verdict.sent_ns or started_ns)
             if started.text is None:
                 answer = Answer(200, ephemeral("That command is too long."))
             else:
@@ -265,8 +283,10 @@ class BackgroundFlusher:
     threads), and exits after ``idle_s``. A frozen instance may lose the last spans; the
     command function that follows flushes before it returns."""
 
-    def __init__(self, flush: Callable[[], object] = telemetry.flush, idle_s: float = 30.0) -> None:
+    def __init__(self, flush: Callable[[], object] = telemetry.flush, idle_s: float = 30.0,
+                 name: str = "interactions-flush") -> None:
         self._flush = flush
+        self._name = name
         self._idle_s = idle_s
         self._wanted = threading.Event()
         self._lock = threading.Lock()
@@ -276,7 +296,7 @@ class BackgroundFlusher:
         self._wanted.set()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="interactions-flush", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
@@ -298,7 +318,7 @@ def get_endpoint() -> InteractionsEndpoint:
     (the key and a queue client), none of the command functions' clients."""
     global _endpoint
     if _endpoint is None:
-        settings = runtime.startup()
+        settings = startup()
         with _endpoint_lock:
             if _endpoint is None:
                 key = settings.discord_public_key

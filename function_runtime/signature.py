@@ -47,8 +47,9 @@ class Verifier:
     def from_public_key(cls, public_key: bytes) -> Verifier:
         return cls(VerifyKey(public_key))
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float | None = None) -> None:
-        """Raise SignatureError unless ``body`` carries a fresh, valid signature."""
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float | None = None) -> int:
+        """The signed timestamp (Unix seconds: when Discord sent it); SignatureError unless
+        ``body`` carries a fresh, valid signature."""
         if len(body) > self.max_body_bytes:
             raise SignatureError(f"body larger than {self.max_body_bytes} bytes")
         signature_hex = _header(headers, SIGNATURE_HEADER)
@@ -68,4 +69,5 @@ class Verifier:
             self.key.verify(timestamp.encode("ascii") + body, signature)
         except BadSignatureError:
             raise SignatureError("signature does not match the body and DISCORD_PUBLIC_KEY") from None
+        return int(timestamp)
 

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,8 +21,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from function_runtime import interactions
 from function_runtime.interactions import InteractionsEndpoint, parse_command
-from function_runtime.queue_sender import RestQueueSender, SdkQueueSender, make_sender
+from function_runtime.queue_sender import QueueSender, RestQueueSender, SdkQueueSender, make_sender
 from function_runtime.signature import Verifier
+from function_runtime.startup import StartupMarks
 from localdev.discord_emulator import sign_request
 from shared.envelope import decode
 from shared.queues import queue_client
@@ -65,6 +67,12 @@ def post(endpoint: InteractionsEndpoint, doc: Any, headers: dict[str, str] | Non
     return endpoint.handle(sign_request(KEY, body) if headers is None else headers, body)
 
 
+def make_endpoint(sender: QueueSender, marks: StartupMarks | None = None) -> InteractionsEndpoint:
+    """An endpoint with this test's own start-up marks (the process's belong to no test)."""
+    return InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), sender,
+                                marks=marks or StartupMarks(process_start_ns=time.time_ns()))
+
+
 @pytest.fixture
 def sender() -> Recording:
     return Recording()
@@ -72,7 +80,7 @@ def sender() -> Recording:
 
 @pytest.fixture
 def endpoint(sender: Recording) -> InteractionsEndpoint:
-    return InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), sender)
+    return make_endpoint(sender)
 
 
 def test_ping_is_answered_with_pong(endpoint: InteractionsEndpoint, sender: Recording,
@@ -100,7 +108,7 @@ def test_unsigned_requests_get_401(endpoint: InteractionsEndpoint, headers: dict
 
 
 def test_without_a_public_key_everything_is_refused(sender: Recording, caplog: pytest.LogCaptureFixture) -> None:
-    endpoint = InteractionsEndpoint(None, sender)
+    endpoint = InteractionsEndpoint(None, sender, marks=StartupMarks(process_start_ns=time.time_ns()))
     assert post(endpoint, {"type": 1}).status == 401
     assert "DISCORD_PUBLIC_KEY is not set" in caplog.text
 
@@ -157,7 +165,7 @@ def test_unknown_commands_get_an_ephemeral_explanation(endpoint: InteractionsEnd
 
 
 def test_storage_down_is_told_to_the_user_inside_the_deadline(spans: InMemorySpanExporter) -> None:
-    endpoint = InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), Recording(fail=True))
+    endpoint = make_endpoint(Recording(fail=True))
     answer = post(endpoint, command())
     assert answer.status == 200 and answer.body["data"]["flags"] == 64
     assert "couldn't take that command" in answer.body["data"]["content"]
@@ -178,7 +186,7 @@ def test_the_token_reaches_neither_spans_nor_logs(endpoint: InteractionsEndpoint
     caplog.set_level(logging.DEBUG)
     post(endpoint, command())
     post(endpoint, command("nope"))
-    failing = InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), Recording(fail=True))
+    failing = make_endpoint(Recording(fail=True))
     post(failing, command())
     post(endpoint, {**command(), "token": None})
     dumped = [json.dumps({"a": dict(s.attributes or {}), "e": [dict(e.attributes or {}) for e in s.events]},
@@ -188,7 +196,7 @@ def test_the_token_reaches_neither_spans_nor_logs(endpoint: InteractionsEndpoint
 
 
 def test_the_http_function_answers_through_the_workers_types(sender: Recording) -> None:
-    interactions.use_endpoint(InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), sender))
+    interactions.use_endpoint(make_endpoint(sender))
     try:
         body = json.dumps(command()).encode()
         req = func.HttpRequest("POST", "http://127.0.0.1:7071/api/interactions", headers=sign_request(KEY, body),
@@ -204,7 +212,7 @@ def test_the_http_function_answers_through_the_workers_types(sender: Recording) 
 def test_senders_put_base64_envelopes_on_the_real_queue(settings: Settings, kind: str) -> None:
     sender = make_sender(settings.storage) if kind == "rest" else SdkQueueSender(settings.storage)
     assert isinstance(sender, RestQueueSender) == (kind == "rest")
-    endpoint = InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), sender)
+    endpoint = make_endpoint(sender)
     client = queue_client(settings.storage, "cmd-roll")
     with contextlib.suppress(ResourceExistsError):
         client.create_queue()
@@ -251,7 +259,7 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_s
 @given(headers=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=5), body=st.binary(max_size=512))
 def test_fuzz_unsigned_requests_are_never_accepted(headers: dict[str, str], body: bytes) -> None:
     sender = Recording()
-    endpoint = InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), sender)
+    endpoint = make_endpoint(sender)
     answer = endpoint.handle(headers, body)
     assert answer.status == 401 and sender.sent == []
 
@@ -263,7 +271,7 @@ def test_fuzz_unsigned_requests_are_never_accepted(headers: dict[str, str], body
     "channel_id": JSONISH, "guild_id": JSONISH})))
 def test_fuzz_signed_bodies_get_200_or_400_never_an_exception(doc: Any) -> None:
     sender = Recording()
-    endpoint = InteractionsEndpoint(Verifier.from_public_key(bytes(KEY.verify_key)), sender)
+    endpoint = make_endpoint(sender)
     errors = _Errors()
     logging.getLogger(interactions.__name__).addHandler(errors)
     try:
@@ -288,12 +296,30 @@ def test_the_background_flusher_never_holds_the_answer_and_shares_flushes() -> N
         release.wait(5)
         flushed.append(time.monotonic())
 
-    flusher = interactions.BackgroundFlusher(slow_flush, idle_s=0.2)
+    flusher = interactions.BackgroundFlusher(slow_flush, idle_s=0.2, name="test-flush")
     began = time.monotonic()
     for _ in range(50):
         flusher.request()
     assert time.monotonic() - began < 0.5  # requests return while the exporter is stuck
-    assert sum(t.name == "interactions-flush" for t in threading.enumerate()) == 1  # not one per request
+    assert sum(t.name == "test-flush" for t in threading.enumerate()) == 1  # not one per request
     release.set()
     time.sleep(0.5)
     assert 1 <= len(flushed) <= 2  # the burst shared its flushes
+
+
+def test_the_first_request_of_a_process_shows_the_start_up_it_waited_for(sender: Recording,
+                                                                          spans: InMemorySpanExporter) -> None:
+    marks = StartupMarks(process_start_ns=time.time_ns() - 2_000_000_000)
+    now = time.time_ns()
+    marks.phases.update({"import": (marks.process_start_ns, now - 500_000_000),
+                         "telemetry_setup": (now - 500_000_000, now - 400_000_000)})
+    endpoint = make_endpoint(sender, marks)
+    post(endpoint, command())
+    post(endpoint, command())
+    roots = [s for s in spans.get_finished_spans() if s.name == "discord.command"]
+    assert [r.attributes["faas.coldstart"] for r in roots] == [True, False]
+    cold = by_name(spans.get_finished_spans(), "cold_start")
+    assert cold.parent.span_id == roots[0].context.span_id
+    # Phases are clipped to the second Discord signed it in (the header has 1 s resolution).
+    phases = {s.name for s in spans.get_finished_spans() if s.parent and s.parent.span_id == cold.context.span_id}
+    assert "telemetry_setup" in phases

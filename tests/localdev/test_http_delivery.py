@@ -25,17 +25,19 @@ from opentelemetry.trace import SpanKind
 
 from command_functions import ping, roll
 from function_runtime import interactions
+from function_runtime import runtime as runtime_module
+from function_runtime.discord_rest import DiscordRest
 from function_runtime.interactions import InteractionsEndpoint
 from function_runtime.queue_sender import make_sender
+from function_runtime.runtime import Runtime, _queue_poison_sink
 from function_runtime.signature import Verifier
+from function_runtime.startup import StartupMarks
+from function_runtime.triggers import command_blueprint
 from localdev.azurite import free_port
 from localdev.discord_emulator import DiscordEmulator, EndpointRejected
 from localdev.functions_host import FunctionsHost
-from shared import runtime as runtime_module
-from shared.discord_rest import DiscordRest
 from shared.envelope import Envelope
 from shared.queues import queue_client
-from shared.runtime import Runtime, StartupMarks, _queue_poison_sink
 from shared.settings import Secret, Settings
 from tests.localdev.test_functions_host import FAST
 from tests.tracing import by_name
@@ -60,14 +62,16 @@ async def gateway_less_bot(settings: Settings, emu: DiscordEmulator) -> AsyncIte
     s = replace(settings, discord_api_base_url=emu.api_url, discord_token=Secret(emu.token),
                 functions_http_port=free_port(), discord_public_key=bytes.fromhex(emu.public_key))
     _clear(s, roll.SPEC.queue, ping.SPEC.queue)
+    marks = StartupMarks(process_start_ns=time.time_ns())  # this test's "process"
     runtime_module.use_runtime(Runtime(
         settings=s, rest=DiscordRest(emu.api_url, Secret(emu.token)), http=requests.Session(), flags=AllFlagsOn(),
-        poison=_queue_poison_sink(s), marks=StartupMarks(process_start_ns=time.time_ns())))
+        poison=_queue_poison_sink(s), marks=marks))
     interactions.use_endpoint(InteractionsEndpoint(Verifier.from_public_key(bytes.fromhex(emu.public_key)),
-                                                   make_sender(s.storage)))
+                                                   make_sender(s.storage), marks=marks))
     app = func.FunctionApp()
-    for module in (interactions, roll, ping):
-        app.register_functions(module.bp)
+    app.register_functions(interactions.bp)
+    for module in (roll, ping):
+        app.register_functions(command_blueprint(module.SPEC, module.handle))
     host = FunctionsHost(app, s, FAST, drain_timeout=2)
     await host.start()
     try:

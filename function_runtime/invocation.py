@@ -26,12 +26,15 @@ from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes, AttributeValue
 
+from function_runtime.context import CommandContext, Handler
+from function_runtime.errors import ExternalApiError, UsageError
+from function_runtime.replies import send_reply
+from function_runtime.runtime import Runtime, get_runtime
+from function_runtime.startup import record_cold_start
 from shared import telemetry
-from shared.context import CommandContext, Handler
 from shared.envelope import ENVELOPE_GETTER, TRIGGER_BY_KIND, Envelope, decode
-from shared.errors import EnvelopeError, ExternalApiError, PermanentError, TransientError, UsageError
+from shared.errors import EnvelopeError, PermanentError, TransientError
 from shared.registry import COMMANDS, MESSAGING_SYSTEM, CommandSpec, poison_queue_name
-from shared.runtime import Runtime, StartupMarks, get_runtime
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -79,7 +82,7 @@ def _invoke(msg: func.QueueMessage, spec: CommandSpec, handler: Handler, rt: Run
                 span.set_attribute("app.trace_context_error", trace_problem)
             _record_queue_wait(msg, env, entered_ns)
             if first:
-                _record_cold_start(rt.marks, _enqueued_ns(msg, env))
+                record_cold_start(rt.marks, _enqueued_ns(msg, env))
             _run_and_reply(msg, spec, handler, rt, env, span)
     finally:
         context.detach(token)
@@ -96,7 +99,7 @@ def _run_and_reply(
         with _tracer.start_as_current_span("discord.send_response") as send_span:
             send_span.set_attribute("app.response", reply[:RESPONSE_ATTR_CHARS])
             send_span.set_attribute("app.response.length", len(reply))
-            rt.rest.send_reply(env, reply)
+            send_reply(rt.rest, env, reply)
         # What the user waited: from the listener receiving the message to the reply being
         # accepted by Discord. The queryable "how slow is this command" number.
         span.set_attribute("app.end_to_end_ms", round((time.time_ns() - _received_ns(env)) / 1e6, 1))
@@ -214,19 +217,6 @@ def _record_queue_wait(msg: func.QueueMessage, env: Envelope, dequeued_ns: int) 
     _tracer.start_span("queue.wait", start_time=start, attributes={
         "messaging.message.delivery_count": _dequeue_count(msg),
     }).end(end_time=dequeued_ns)
-
-
-def _record_cold_start(marks: StartupMarks, enqueued_ns: int) -> None:
-    """The start-up this message waited for: each phase clipped to its enqueue time."""
-    phases = marks.paid_by(enqueued_ns)
-    if not phases:
-        return
-    start, end = phases[0][1], max(p[2] for p in phases)
-    with _tracer.start_as_current_span("cold_start", start_time=start, end_on_exit=False) as span:
-        span.set_attribute("app.cold_start.process_start_ns", marks.process_start_ns)
-        for name, p_start, p_end in phases:
-            _tracer.start_span(name, start_time=p_start).end(end_time=p_end)
-    span.end(end_time=end)
 
 
 def _send_to_poison(rt: Runtime, spec: CommandSpec, msg: func.QueueMessage, exc: BaseException, trace_id: str) -> None:

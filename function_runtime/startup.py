@@ -1,0 +1,117 @@
+"""Start-up of a function app process, and how long each part of it took.
+
+The Functions worker imports function_app.py when an instance starts; that import runs
+:func:`startup` (settings, then telemetry) and builds the runtime. Each phase is timed
+here into :data:`MARKS`, so the first invocation can draw a ``cold_start`` span with
+``import`` (process start to now), ``telemetry_setup`` and ``runtime_setup`` children,
+covering exactly the start-up work its message waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+
+from shared import telemetry
+from shared.settings import Settings, load_settings
+
+_IMPORTED_NS = time.time_ns()
+_tracer = trace.get_tracer(__name__)
+
+
+def process_start_ns() -> int:
+    """When the OS started this process, in epoch ns (else when this module was imported).
+
+    /proc/self/stat gives the start in clock ticks since boot. Boot time is taken as
+    ``now - /proc/uptime`` (10 ms resolution) rather than /proc/stat's ``btime`` (whole
+    seconds), which would smear a cold start by up to a second.
+    """
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        with open("/proc/uptime", "rb") as f:
+            uptime_s = float(f.read().split()[0])
+        now = time.time_ns()
+        ticks = int(stat.rsplit(b")", 1)[1].split()[19])  # field 22; comm may contain spaces
+        started = now - int((uptime_s - ticks / os.sysconf("SC_CLK_TCK")) * 1e9)
+    except (OSError, ValueError, IndexError):
+        return _IMPORTED_NS
+    return min(started, _IMPORTED_NS)
+
+
+@dataclass
+class StartupMarks:
+    """Epoch-ns boundaries of this process's start-up phases (absent = not reached)."""
+
+    process_start_ns: int
+    phases: dict[str, tuple[int, int]] = field(default_factory=dict)
+    first_invocation_done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Record the enclosed block as start-up phase ``name``."""
+        began = time.time_ns()
+        yield
+        self.phases[name] = (began, time.time_ns())
+
+    def claim_first_invocation(self) -> bool:
+        """True exactly once per process: for the invocation that runs first."""
+        with self.lock:
+            first = not self.first_invocation_done
+            self.first_invocation_done = True
+            return first
+
+    def paid_by(self, enqueued_ns: int) -> list[tuple[str, int, int]]:
+        """The start-up phases (clipped) that happened after the message was enqueued."""
+        out = []
+        for name, (start, end) in sorted(self.phases.items(), key=lambda kv: kv[1][0]):
+            start = max(start, enqueued_ns)
+            if end > start:
+                out.append((name, start, end))
+        return out
+
+
+def record_cold_start(marks: StartupMarks, since_ns: int) -> None:
+    """A ``cold_start`` span (child of the current span) for the start-up the current work waited
+    for: each phase clipped to ``since_ns`` (when the message was enqueued / the request sent)."""
+    phases = marks.paid_by(since_ns)
+    if not phases:
+        return
+    start, end = phases[0][1], max(p[2] for p in phases)
+    with _tracer.start_as_current_span("cold_start", start_time=start, end_on_exit=False) as span:
+        span.set_attribute("app.cold_start.process_start_ns", marks.process_start_ns)
+        for name, p_start, p_end in phases:
+            _tracer.start_span(name, start_time=p_start).end(end_time=p_end)
+    span.end(end_time=end)
+
+
+MARKS = StartupMarks(process_start_ns=process_start_ns())
+
+_settings: Settings | None = None
+_lock = threading.Lock()
+
+
+def run_startup(settings: Settings, marks: StartupMarks, imported_ns: int) -> None:
+    """Record the import phase (process start until ``imported_ns``) and set up telemetry, timed."""
+    marks.phases["import"] = (marks.process_start_ns, imported_ns)
+    with marks.phase("telemetry_setup"):
+        telemetry.setup_telemetry(settings, "functions")
+
+
+def startup(settings: Settings | None = None) -> Settings:
+    """Load settings and set up telemetry once per process (safe to call again)."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            imported_ns = time.time_ns()
+            loaded = settings or load_settings()
+            run_startup(loaded, MARKS, imported_ns)
+            _settings = loaded
+        return _settings
