@@ -38,14 +38,19 @@ def test_header_names_are_case_insensitive_in_practice() -> None:
     ({**sign_request(KEY, BODY), "X-Signature-Ed25519": "ab" * 10}, BODY, "128 hex digits"),
     (sign_request(KEY, BODY), b'{"type":2}', "does not match"),  # body tampered with
     (sign_request(SigningKey(bytes(32)), BODY), BODY, "does not match"),  # wrong key
-    (sign_request(KEY, BODY, int(time.time()) - MAX_SKEW_S - 60), BODY, "s from now"),  # stale (replay)
-    (sign_request(KEY, BODY, int(time.time()) + MAX_SKEW_S + 60), BODY, "s from now"),  # from the future
     ({**sign_request(KEY, BODY), "X-Signature-Timestamp": "12e3"}, BODY, "Unix seconds"),
     ({**sign_request(KEY, BODY), "X-Signature-Timestamp": "９９"}, BODY, "Unix seconds"),
 ])
 def test_refused(headers: dict[str, str], body: bytes, reason: str) -> None:
     with pytest.raises(SignatureError, match=reason):
         VERIFIER.verify(headers, body)
+
+
+@pytest.mark.parametrize("offset", [-MAX_SKEW_S - 60, MAX_SKEW_S + 60])  # a replay; a clock far ahead
+def test_stale_or_future_timestamps_are_refused(offset: int) -> None:
+    with pytest.raises(SignatureError, match="s from now"):
+        VERIFIER.verify(sign_request(KEY, BODY, int(time.time()) + offset), BODY)
+    VERIFIER.verify(sign_request(KEY, BODY, int(time.time()) + offset // 10), BODY)  # small skew is fine
 
 
 def test_the_timestamp_is_part_of_what_is_signed() -> None:
