@@ -309,7 +309,7 @@ def test_the_background_flusher_never_holds_the_answer_and_shares_flushes() -> N
 
 def test_the_first_request_of_a_process_shows_the_start_up_it_waited_for(sender: Recording,
                                                                           spans: InMemorySpanExporter) -> None:
-    marks = StartupMarks(process_start_ns=time.time_ns() - 2_000_000_000)
+    marks = StartupMarks(process_start_ns=time.time_ns() - 5_000_000_000)
     now = time.time_ns()
     marks.phases.update({"import": (marks.process_start_ns, now - 500_000_000),
                          "telemetry_setup": (now - 500_000_000, now - 400_000_000)})
