@@ -49,6 +49,9 @@ def _say(text: str) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(require_storage=False)
+    if args.http_interactions and settings.discord_token is not None and settings.discord_public_key is None:
+        raise SettingsError("DISCORD_PUBLIC_KEY: required with --http-interactions and a real DISCORD_TOKEN "
+                            "(the application's Public Key, to verify Discord's signed POSTs)")
     RUN_DIR.mkdir(exist_ok=True)
     trace_file = _trace_file(settings)
     stop = asyncio.Event()

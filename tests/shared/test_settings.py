@@ -18,6 +18,15 @@ def test_defaults_match_design(tmp_path: Path) -> None:
     assert s.catfact_api_url == "https://catfact.ninja/fact"
     assert s.discord_gateway_url is None and s.discord_token is None
     assert s.storage.is_azurite and not s.exporters_configured
+    assert s.discord_public_key is None and s.functions_http_port == 7071
+
+
+def test_public_key_is_read_as_bytes_and_never_echoed(tmp_path: Path) -> None:
+    s = load_settings({**STORAGE, "DISCORD_PUBLIC_KEY": " " + "AB" * 32 + " "}, root=tmp_path)
+    assert s.discord_public_key == bytes([0xAB]) * 32
+    with pytest.raises(SettingsError) as info:
+        load_settings({**STORAGE, "DISCORD_PUBLIC_KEY": "Bot MTIz.secret"}, root=tmp_path)
+    assert "MTIz" not in str(info.value)
 
 
 def test_environment_wins_over_local_settings(tmp_path: Path) -> None:
@@ -38,6 +47,10 @@ def test_environment_wins_over_local_settings(tmp_path: Path) -> None:
         ({**STORAGE, "OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG"),
         ({**STORAGE, "BOT_PREFIX": "a b"}, "BOT_PREFIX"),
         ({"AzureWebJobsStorage": "garbage"}, "AzureWebJobsStorage"),
+        ({**STORAGE, "DISCORD_PUBLIC_KEY": "ab" * 31}, "DISCORD_PUBLIC_KEY"),  # 31 bytes
+        ({**STORAGE, "DISCORD_PUBLIC_KEY": "zz" * 32}, "DISCORD_PUBLIC_KEY"),  # not hex
+        ({**STORAGE, "DISCORD_PUBLIC_KEY": "Bot MTIz.secret"}, "DISCORD_PUBLIC_KEY"),  # a token pasted by mistake
+        ({**STORAGE, "FUNCTIONS_HTTP_PORT": "70000"}, "FUNCTIONS_HTTP_PORT"),
     ],
 )
 def test_bad_setting_names_itself_in_one_line(tmp_path: Path, env: dict[str, str], name: str) -> None:
