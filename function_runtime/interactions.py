@@ -43,7 +43,7 @@ _tracer = trace.get_tracer(__name__)
 
 ROUTE = "interactions"
 HTTP_ROUTE = f"/api/{ROUTE}"
-SPAN_NAME = f"POST {HTTP_ROUTE}"  # every request; a slash command's is renamed discord.command
+SPAN_NAME = f"POST {HTTP_ROUTE}"  # a request that is not a slash command (theirs is discord.command)
 EPHEMERAL = 64  # message flag: only the invoking user sees it
 
 PONG: dict[str, Any] = {"type": 1}
@@ -175,9 +175,9 @@ class InteractionsEndpoint:
         self._sender = sender
         self._sample_rate = sample_rate
         self._marks = marks
+        self._warned = False
 
-    def handle(self, headers: Mapping[str, str], body: bytes, *, started_ns: int | None = None,
-               attributes: Mapping[str, AttributeValue] | None = None) -> Answer:
+    def handle(self, headers: Mapping[str, str], body: bytes, *, started_ns: int | None = None) -> Answer:
         """Never raises: whatever arrives gets 200, 400 or 401.
 
         A slash command's SERVER span is its ``discord.command`` root; any other request
@@ -187,7 +187,7 @@ class InteractionsEndpoint:
         carrier = {k.lower(): v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
         parent = TraceContextTextMapPropagator().extract(carrier)
         first = self._marks.claim_first_invocation()
-        attrs = {**_http_attributes(), **(attributes or {}), "faas.coldstart": first}
+        attrs = {**_http_attributes(), "faas.coldstart": first}
         try:
             verdict = self._verdict(headers, body)
             if verdict.incoming is not None:
@@ -209,7 +209,9 @@ class InteractionsEndpoint:
 
     def _verdict(self, headers: Mapping[str, str], body: bytes) -> _Verdict:
         if self._verifier is None:
-            _log.error("interactions: DISCORD_PUBLIC_KEY is not set; refusing every request")
+            if not self._warned:  # once: every request would say the same
+                self._warned = True
+                _log.error("interactions: DISCORD_PUBLIC_KEY is not set; refusing every request")
             return _Verdict(REFUSED, attributes={"app.error": "DISCORD_PUBLIC_KEY not set"})
         try:
             sent_ns = self._verifier.verify(headers, body) * 1_000_000_000
