@@ -90,7 +90,7 @@ class Settings:
     azure_resource: Mapping[str, str] = field(default_factory=dict)
     listener_buffer_capacity: int = 1000
     discord_public_key: bytes | None = None  # Ed25519 verify key of the application (interactions endpoint)
-    functions_http_port: int = 7071  # the local functions host's HTTP port (Core Tools' default)
+    functions_http_port: int = 7071  # the local functions host's HTTP port (Core Tools' default; 0 = any free)
 
     @property
     def exporters_configured(self) -> bool:
@@ -251,5 +251,5 @@ def load_settings(
         azure_resource=_azure_resource(values),
         listener_buffer_capacity=_bounded_int(values, "LISTENER_BUFFER_CAPACITY", 1000, 1, 1_000_000),
         discord_public_key=_public_key(values),
-        functions_http_port=_bounded_int(values, "FUNCTIONS_HTTP_PORT", 7071, 1, 65535),
+        functions_http_port=_bounded_int(values, "FUNCTIONS_HTTP_PORT", 7071, 0, 65535),  # 0: any free port
     )

@@ -132,8 +132,9 @@ class HttpServer:
                 app.router.add_route(method, path, self._handler(fn, invoker))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            await site.start()
         except OSError as exc:
             await runner.cleanup()
             if exc.errno == errno.EADDRINUSE:
@@ -141,6 +142,9 @@ class HttpServer:
                                     "(another host running? set FUNCTIONS_HTTP_PORT to a free port)") from None
             raise SettingsError(f"FUNCTIONS_HTTP_PORT: cannot listen on {self.host}:{self.port} ({exc})") from None
         self._runner = runner
+        sockets = getattr(site._server, "sockets", None) or []  # aiohttp has no public bound-port accessor
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])  # the real one when FUNCTIONS_HTTP_PORT is 0
 
     async def stop(self) -> None:
         if self._runner is not None:

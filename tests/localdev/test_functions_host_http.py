@@ -131,3 +131,12 @@ def test_route_templates_and_prefix() -> None:
         aiohttp_path("api", "items/{id?}")
     assert parse_host_config({"extensions": {"http": {"routePrefix": "/v1/"}}}).http_route_prefix == "v1"
     assert parse_host_config({}).http_route_prefix == "api"
+
+
+async def test_port_zero_means_any_free_port_and_is_reported(settings: Settings,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    async with running(http_app()[0], replace(settings, functions_http_port=0)) as host:
+        assert host.http is not None and host.http.port > 0
+        assert _listening(host.http.port)
+        assert f"http://127.0.0.1:{host.http.port}/api/items/{{item_id}}" in caplog.text

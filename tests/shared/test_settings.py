@@ -51,6 +51,7 @@ def test_environment_wins_over_local_settings(tmp_path: Path) -> None:
         ({**STORAGE, "DISCORD_PUBLIC_KEY": "zz" * 32}, "DISCORD_PUBLIC_KEY"),  # not hex
         ({**STORAGE, "DISCORD_PUBLIC_KEY": "Bot MTIz.secret"}, "DISCORD_PUBLIC_KEY"),  # a token pasted by mistake
         ({**STORAGE, "FUNCTIONS_HTTP_PORT": "70000"}, "FUNCTIONS_HTTP_PORT"),
+        ({**STORAGE, "FUNCTIONS_HTTP_PORT": "-1"}, "FUNCTIONS_HTTP_PORT"),
     ],
 )
 def test_bad_setting_names_itself_in_one_line(tmp_path: Path, env: dict[str, str], name: str) -> None:
