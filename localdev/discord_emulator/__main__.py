@@ -10,8 +10,6 @@ import signal
 
 from localdev.discord_emulator.emulator import DEFAULT_HEARTBEAT_MS, DEFAULT_TOKEN, DiscordEmulator
 
-_log = logging.getLogger(__name__)
-
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m localdev.discord_emulator", description=__doc__)

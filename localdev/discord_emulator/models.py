@@ -6,6 +6,7 @@ models (Guild, Member, Message, Interaction), so an unmodified client accepts th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,9 @@ JSON = dict[str, Any]
 # Permission bits a freshly invited bot typically has (view, send, embed, history, ...).
 BOT_PERMISSIONS = "2248473465835073"
 ALL_PERMISSIONS = "2251799813685247"
+# Application command option types, by the Python type of a value the caller passes.
+_OPTION_TYPES: tuple[tuple[type, int], ...] = ((bool, 5), (int, 4), (float, 10))  # bool first: it is an int
+STRING_OPTION = 3
 
 
 @dataclass
@@ -97,7 +101,7 @@ def role_payload(role_id: str, name: str, position: int, permissions: str) -> JS
     }
 
 
-def member_payload(user: User | None, roles: list[str] | tuple[str, ...], *, permissions: str | None = None) -> JSON:
+def member_payload(user: User | None, roles: Sequence[str], *, permissions: str | None = None) -> JSON:
     out: JSON = {
         "roles": list(roles),
         "nick": None,
@@ -240,7 +244,7 @@ class World:
         channel_id: str,
         content: str,
         message_id: str | None = None,
-        roles: tuple[str, ...] | list[str] = (),
+        roles: Sequence[str] = (),
         nonce: str | int | None = None,
         extra: JSON | None = None,
     ) -> JSON:
@@ -273,3 +277,47 @@ class World:
         if extra:
             msg.update(extra)
         return msg
+
+    def interaction_payload(
+        self,
+        *,
+        interaction_id: str,
+        token: str,
+        data: JSON,
+        channel_id: str,
+        guild_id: str | None,
+        user: User,
+        roles: Sequence[str] = (),
+    ) -> JSON:
+        """An INTERACTION_CREATE payload (APPLICATION_COMMAND) in a guild channel or a DM."""
+        payload: JSON = {
+            "id": interaction_id,
+            "application_id": self.application_id,
+            "type": 2,  # APPLICATION_COMMAND
+            "data": data,
+            "channel_id": channel_id,
+            "token": token,
+            "version": 1,
+            "app_permissions": BOT_PERMISSIONS,
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        channel = self.channels.get(channel_id)
+        if channel is not None:
+            payload["channel"] = channel.payload()
+        if guild_id is not None:
+            data["guild_id"] = guild_id
+            payload.update(guild_id=guild_id, guild_locale="en-US", context=0,
+                           guild={"id": guild_id, "locale": "en-US", "features": []},
+                           member=member_payload(user, roles, permissions=ALL_PERMISSIONS),
+                           authorizing_integration_owners={"0": guild_id})
+        else:
+            payload.update(user=user.payload(), context=1, authorizing_integration_owners={"1": user.id},
+                           member={"user": user.payload()})
+        return payload
+
+
+def option_type(value: Any) -> int:
+    """The option type Discord would declare for ``value`` (when the command is not registered)."""
+    return next((code for kind, code in _OPTION_TYPES if isinstance(value, kind)), STRING_OPTION)

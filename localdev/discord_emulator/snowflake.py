@@ -34,11 +34,6 @@ class SnowflakeGenerator:
         return str(self.next_int())
 
 
-def snowflake_time(snowflake: str | int) -> datetime:
-    ms = (int(snowflake) >> 22) + DISCORD_EPOCH_MS
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def iso_now() -> str:
     """The timestamp format Discord uses in payloads (ISO 8601, microseconds, +00:00)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
