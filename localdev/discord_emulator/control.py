@@ -15,9 +15,9 @@ takes from the JSON body (POST) or the query string (GET) and how the answer is 
     GET    /_emulator/wait-identified?timeout=<s>
     POST   /_emulator/faults                {"route", "status", "count"?, "retry_after"?, "global"?, "delay"?}
     DELETE /_emulator/faults
-    POST   /_emulator/gateway/drop          {"code"?: int | null}
-    POST   /_emulator/gateway/reconnect
-    POST   /_emulator/gateway/invalid-session {"resumable": bool}
+    POST   /_emulator/gateway/drop          {"code"?: int | null, "shard_id"?: int, "hold_s"?: float}
+    POST   /_emulator/gateway/reconnect     {"shard_id"?: int}
+    POST   /_emulator/gateway/invalid-session {"resumable": bool, "shard_id"?: int}
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class Route:
 
 _WHO = {name: Arg(name) for name in ("author_id", "username", "channel_id", "guild_id")}
 _ROLES = {"roles": Arg("roles", _texts)}
+_SHARD = {"shard_id": Arg("shard_id", int)}
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "", lambda emu, a: emu.info()),
@@ -126,11 +127,11 @@ ROUTES: tuple[Route, ...] = (
           {"route": Arg("route", str, required=str), "status": Arg("status", int), "count": Arg("count", int),
            "retry_after": Arg("retry_after", float), "global_": Arg("global", bool), "delay": Arg("delay", float)}),
     Route("DELETE", "/faults", lambda emu, a: emu.clear_faults(), shape=lambda _: (200, {"cleared": True})),
-    Route("POST", "/gateway/drop", lambda emu, a: emu.drop_connection(**a), {"code": Arg("code", _code)},
-          shape=_done),
-    Route("POST", "/gateway/reconnect", lambda emu, a: emu.send_reconnect(), shape=_done),
+    Route("POST", "/gateway/drop", lambda emu, a: emu.drop_connection(**a),
+          {"code": Arg("code", _code), "hold_s": Arg("hold_s", float), **_SHARD}, shape=_done),
+    Route("POST", "/gateway/reconnect", lambda emu, a: emu.send_reconnect(**a), _SHARD, shape=_done),
     Route("POST", "/gateway/invalid-session", lambda emu, a: emu.send_invalid_session(**a),
-          {"resumable": Arg("resumable", bool, False)}, shape=_done),
+          {"resumable": Arg("resumable", bool, False), **_SHARD}, shape=_done),
 )
 
 

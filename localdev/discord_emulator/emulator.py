@@ -18,11 +18,11 @@ from aiohttp import web
 
 from localdev.discord_emulator import control
 from localdev.discord_emulator.faults import RateLimits, RestFault
-from localdev.discord_emulator.gateway import Gateway
+from localdev.discord_emulator.gateway import SHARDING_THRESHOLD, Gateway
 from localdev.discord_emulator.models import JSON, User, World, option_type
 from localdev.discord_emulator.openapi import SpecValidator
 from localdev.discord_emulator.rest import RestApi
-from localdev.discord_emulator.snowflake import SnowflakeGenerator
+from localdev.discord_emulator.snowflake import SnowflakeGenerator, shard_of
 from localdev.discord_emulator.state import EmulatorState, InteractionRecord, RecordedRequest
 
 _log = logging.getLogger(__name__)
@@ -66,13 +66,20 @@ class DiscordEmulator:
         rate_limit_window_s: float = 1.0,
         enforce_rate_limits: bool = False,
         bot_name: str = "LocalBot",
+        shard_count: int = 1,
+        sharding_threshold: int = SHARDING_THRESHOLD,
+        max_concurrency: int = 1,
     ) -> None:
+        """``shard_count``: what ``GET /gateway/bot`` recommends; guild n is made to live on shard
+        n % shard_count. ``sharding_threshold``: more guilds on one connection closes it with 4011.
+        ``max_concurrency``: the ``session_start_limit`` the bot is told to honour."""
         self._token = token
         self.host = host
         self._requested_port = port
         self._port: int | None = None
         self.ids = SnowflakeGenerator()
-        self.world = World(self.ids, guild_count=guild_count, bot_name=bot_name)
+        self.world = World(self.ids, guild_count=guild_count, bot_name=bot_name, shard_count=shard_count)
+        self._shards = (shard_count, sharding_threshold, max_concurrency)
         self._spec_path = spec_path
         self._heartbeat_ms = heartbeat_interval_ms
         self._interaction_deadline_s = interaction_deadline_s
@@ -91,8 +98,10 @@ class DiscordEmulator:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         spec = SpecValidator.from_file(self._spec_path)
+        recommended, threshold, concurrency = self._shards
         self._gateway = Gateway(self.world, token_ok=self._token_ok, gateway_url=lambda: self.gateway_url,
-                                heartbeat_interval_ms=self._heartbeat_ms)
+                                heartbeat_interval_ms=self._heartbeat_ms, sharding_threshold=threshold,
+                                recommended_shards=recommended, max_concurrency=concurrency)
         self._state = EmulatorState(self.world, self.ids)
         self._rest = RestApi(self._state, self._gateway, spec, token_ok=self._token_ok,
                              gateway_url=lambda: self.gateway_url, rate_limits=self._rate_limits,
@@ -199,9 +208,18 @@ class DiscordEmulator:
             "guild_id": self.guild_id,
             "channel_id": self.channel_id,
             "guild_count": len(self.world.guilds),
+            "shard_count": self.gateway.recommended_shards,
+            "guilds": self.guilds,
             "identified": self.gateway.identified.is_set(),
             "ready_count": self.ready_count,
         }
+
+    @property
+    def guilds(self) -> list[JSON]:
+        """Each guild: id, name, its first channel and the shard it lives on (of the recommended count)."""
+        count = self.gateway.recommended_shards
+        return [{"id": g.id, "name": g.name, "channel_id": g.default_channel.id, "shard": shard_of(g.id, count)}
+                for g in self.world.guilds.values()]
 
     # -- what happened -----------------------------------------------------------------------
 
@@ -349,11 +367,12 @@ class DiscordEmulator:
     def clear_faults(self) -> None:
         self.rest.faults.clear()
 
-    async def drop_connection(self, code: int | None = 4000) -> bool:
-        return await self.gateway.drop_connection(code)
+    async def drop_connection(self, code: int | None = 4000, shard_id: int = 0, hold_s: float = 0.0) -> bool:
+        """Close shard ``shard_id``'s socket (code None: abruptly); its next handshake waits ``hold_s``."""
+        return await self.gateway.drop_connection(code, shard_id, hold_s)
 
-    async def send_reconnect(self) -> bool:
-        return await self.gateway.send_reconnect()
+    async def send_reconnect(self, shard_id: int = 0) -> bool:
+        return await self.gateway.send_reconnect(shard_id)
 
-    async def send_invalid_session(self, resumable: bool) -> bool:
-        return await self.gateway.send_invalid_session(resumable)
+    async def send_invalid_session(self, resumable: bool, shard_id: int = 0) -> bool:
+        return await self.gateway.send_invalid_session(resumable, shard_id)

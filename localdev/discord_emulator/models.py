@@ -125,7 +125,8 @@ def member_payload(user: User | None, roles: Sequence[str], *, permissions: str 
 class World:
     """Who and what exists: the bot, the human users, the guilds and their channels."""
 
-    def __init__(self, ids: SnowflakeGenerator, *, guild_count: int = 1, bot_name: str = "LocalBot") -> None:
+    def __init__(self, ids: SnowflakeGenerator, *, guild_count: int = 1, bot_name: str = "LocalBot",
+                 shard_count: int = 1) -> None:
         self.ids = ids
         self.application_id = ids.next()
         # Discord bots' user id equals their application id.
@@ -134,11 +135,15 @@ class World:
         self.users: dict[str, User] = {self.bot.id: self.bot, self.human.id: self.human}
         self.guilds: dict[str, Guild] = {}
         self.channels: dict[str, Channel] = {}
+        # Guild n lives on shard n % shard_count, so every shard has guilds when there are enough.
         for n in range(max(guild_count, 0)):
-            self.add_guild("Local Guild" if n == 0 else f"Local Guild {n + 1}")
+            self.add_guild("Local Guild" if n == 0 else f"Local Guild {n + 1}",
+                           shard=(n % shard_count, shard_count) if shard_count > 1 else None)
 
-    def add_guild(self, name: str, channel_names: tuple[str, ...] = ("general",)) -> Guild:
-        gid = self.ids.next()
+    def add_guild(self, name: str, channel_names: tuple[str, ...] = ("general",), *,
+                  shard: tuple[int, int] | None = None) -> Guild:
+        """A new guild; ``shard=(id, count)`` picks its id so that it lives on that shard."""
+        gid = self.ids.next_on_shard(*shard) if shard else self.ids.next()
         guild = Guild(id=gid, name=name, owner_id=self.human.id, role_ids=[gid, self.ids.next()])
         for pos, cname in enumerate(channel_names):
             ch = Channel(self.ids.next(), cname, gid, pos)
@@ -151,6 +156,13 @@ class World:
     @property
     def default_guild(self) -> Guild:
         return next(iter(self.guilds.values()))
+
+    def guild_of(self, data: JSON) -> str | None:
+        """The guild a dispatch belongs to (by its guild_id, else its channel's guild); None for DMs."""
+        gid = data.get("guild_id")
+        if gid is None and (channel := self.channels.get(str(data.get("channel_id")))) is not None:
+            gid = channel.guild_id
+        return None if gid is None else str(gid)
 
     def user(self, user_id: str, username: str | None = None, global_name: str | None = None) -> User:
         """The user with this id, created on first use (tests invent authors freely)."""
