@@ -36,10 +36,6 @@ class ShardPlan:
             raise SettingsError(f"DISCORD_SHARD_IDS: {outside[0]} is not a shard of {count} (ids are 0-{count - 1})")
         return count, self.ids
 
-    @property
-    def sharded(self) -> bool:
-        return self.count != 1
-
 
 @dataclass(frozen=True)
 class ListenerSettings:

@@ -31,6 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from shared.settings import Settings
 from shared.telemetry_provider import (
     SERVICE_NAMES,
+    SHARD_FIELD,
     TRACE_FIELDS,
     Component,
     build_provider,
@@ -43,6 +44,7 @@ __all__ = [
     "ENVELOPE_PROPAGATOR",
     "PROCESS_START_NS",
     "SERVICE_NAMES",
+    "SHARD_FIELD",
     "TELEMETRY_SETUP_NS",
     "TRACE_FIELDS",
     "Component",

@@ -237,6 +237,11 @@ class DiscordEmulator:
         return self.gateway.identify_payloads
 
     @property
+    def resume_payloads(self) -> list[JSON]:
+        """RESUME ``d`` payloads received, token replaced by ``***``."""
+        return self.gateway.resume_payloads
+
+    @property
     def intents(self) -> int | None:
         """The intents of the latest IDENTIFY (None before the bot identified)."""
         payloads = self.gateway.identify_payloads
