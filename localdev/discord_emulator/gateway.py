@@ -117,6 +117,7 @@ class Gateway:
         self.identify_payloads: list[JSON] = []
         self.resume_payloads: list[JSON] = []
         self.heartbeats: list[float] = []  # monotonic receive times, to spot a blocked client loop
+        self.shard_heartbeats: dict[int, list[float]] = {}  # the same, per shard (after its IDENTIFY)
         self.connections: set[Connection] = set()
         self.compress_modes: list[str | None] = []  # transport compression of each connection, in order
         self.sessions: dict[int, Session] = {}  # shard id -> its current session
@@ -289,7 +290,9 @@ class Gateway:
         op = payload.get("op")
         data = payload.get("d")
         if op == OP_HEARTBEAT:
-            self.heartbeats.append(time.monotonic())
+            self.heartbeats.append(now := time.monotonic())
+            if conn.session is not None:
+                self.shard_heartbeats.setdefault(conn.session.shard_id, []).append(now)
             await conn.send({"op": OP_HEARTBEAT_ACK})
         elif op == OP_IDENTIFY and isinstance(data, dict):
             await self._identify(conn, data)

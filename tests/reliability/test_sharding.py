@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +51,23 @@ def _command_spans(stack: Stack, name: str, message_id: str) -> list[dict[str, A
             and s["attributes"].get("discord.message.id") == message_id]
 
 
-def _ping_every_guild(stack: Stack) -> dict[str, tuple[int, str]]:
-    """!ping in each guild; returns message id -> (guild's shard, reply id), each answered once."""
+def _process_spans(stack: Stack, message_id: str) -> list[dict[str, Any]]:
+    return [s for t in stack.traces().values() for s in t
+            if s["name"].endswith(" process") and s["attributes"].get("discord.message.id") == message_id]
+
+
+def _ping_every_guild(stack: Stack) -> dict[str, int]:
+    """!ping in each guild, each answered exactly once; returns message id -> the guild's shard."""
     sent = {}
     for guild in stack.emulator.guilds:
         message = stack.emulator.send_message("!ping", guild_id=guild["id"])
         sent[message["id"]] = guild["shard"]
-    answered = {mid: (shard, stack.wait_reply(mid)["id"]) for mid, shard in sent.items()}
+    for mid in sent:
+        stack.wait_reply(mid)
     time.sleep(1.5)  # a second answer would come from the other process: give it the time to
     for mid in sent:
         assert len(stack.replies_to(mid)) == 1, f"{mid} answered {len(stack.replies_to(mid))} times"
-    return answered
+    return sent
 
 
 def _probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
@@ -73,6 +80,11 @@ def _probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
         return 0, {}
 
 
+def _probe_body(port: int, path: str, status: int) -> dict[str, Any] | None:
+    got, body = _probe(port, path)
+    return body if got == status else None
+
+
 def test_two_processes_answer_each_command_once_by_the_owning_shard(stack: Stack) -> None:
     assert sorted(g["shard"] for g in stack.emulator.guilds) == [0, 0, 1, 1]
     health = free_port()
@@ -82,22 +94,19 @@ def test_two_processes_answer_each_command_once_by_the_owning_shard(stack: Stack
     assert sorted(map(tuple, shards)) == [(0, 2), (1, 2)]
     wait_until(lambda: _probe(health, "/readyz")[0] == 200, 20, "listener-1 ready")
 
-    for mid, (shard, _) in _ping_every_guild(stack).items():
-        mine = wait_until(lambda m=mid, s=shard: _command_spans(stack, f"listener-{s}", m), 15, "root span")
+    for mid, shard in _ping_every_guild(stack).items():
+        mine = wait_until(partial(_command_spans, stack, f"listener-{shard}", mid), 15, "root span")
         assert [s["attributes"]["discord.shard.id"] for s in mine] == [str(shard)]
         assert _command_spans(stack, f"listener-{1 - shard}", mid) == []  # the other process never saw it
-        process = wait_until(lambda m=mid: [s for t in stack.traces().values() for s in t
-                                            if s["name"].endswith(" process")
-                                            and s["attributes"].get("discord.message.id") == m], 15,
-                             "function span")
+        process = wait_until(partial(_process_spans, stack, mid), 15, "function span")
         assert process[0]["attributes"]["discord.shard.id"] == str(shard)  # baggage crossed the queue
 
     # Shard 1 drops; the gateway takes 3 s to take it back: /readyz says 503 meanwhile, then 200.
     resumes = len(stack.emulator.resume_payloads)
     assert stack.emulator.drop_connection(4000, shard_id=1, hold_s=3.0)
-    _, body = wait_until(lambda: (p := _probe(health, "/readyz"))[0] == 503 and p, 5, "/readyz 503")
+    body = wait_until(partial(_probe_body, health, "/readyz", 503), 5, "/readyz 503")
     assert body["shards"]["1"]["state"] != "ready" and _probe(health, "/healthz")[0] == 200
-    _, body = wait_until(lambda: (p := _probe(health, "/readyz"))[0] == 200 and p, 20, "/readyz 200")
+    body = wait_until(partial(_probe_body, health, "/readyz", 200), 20, "/readyz 200")
     assert body["shards"]["1"]["state"] == "ready" and body["shards"]["1"]["guilds"] == 2
     assert len(stack.emulator.resume_payloads) == resumes + 1  # resumed, not re-identified
     guild = next(g for g in stack.emulator.guilds if g["shard"] == 1)
@@ -110,8 +119,8 @@ def test_two_processes_answer_each_command_once_by_the_owning_shard(stack: Stack
 def test_one_process_owning_both_shards(stack: Stack) -> None:
     child = _listener(stack, "listener-both", DISCORD_SHARD_COUNT="2")
     try:
-        for mid, (shard, _) in _ping_every_guild(stack).items():
-            spans = wait_until(lambda m=mid: _command_spans(stack, "listener-both", m), 15, "root span")
+        for mid, shard in _ping_every_guild(stack).items():
+            spans = wait_until(partial(_command_spans, stack, "listener-both", mid), 15, "root span")
             assert [s["attributes"]["discord.shard.id"] for s in spans] == [str(shard)]
     finally:
         child.stop()
