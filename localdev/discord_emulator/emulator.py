@@ -18,7 +18,7 @@ from aiohttp import web
 
 from localdev.discord_emulator import control
 from localdev.discord_emulator.faults import RateLimits, RestFault
-from localdev.discord_emulator.gateway import SHARDING_THRESHOLD, Gateway
+from localdev.discord_emulator.gateway import SHARDING_THRESHOLD, Gateway, ShardConfig
 from localdev.discord_emulator.models import JSON, User, World, option_type
 from localdev.discord_emulator.openapi import SpecValidator
 from localdev.discord_emulator.rest import RestApi
@@ -79,7 +79,7 @@ class DiscordEmulator:
         self._port: int | None = None
         self.ids = SnowflakeGenerator()
         self.world = World(self.ids, guild_count=guild_count, bot_name=bot_name, shard_count=shard_count)
-        self._shards = (shard_count, sharding_threshold, max_concurrency)
+        self._shards = ShardConfig(shard_count, sharding_threshold, max_concurrency)
         self._spec_path = spec_path
         self._heartbeat_ms = heartbeat_interval_ms
         self._interaction_deadline_s = interaction_deadline_s
@@ -98,10 +98,8 @@ class DiscordEmulator:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         spec = SpecValidator.from_file(self._spec_path)
-        recommended, threshold, concurrency = self._shards
         self._gateway = Gateway(self.world, token_ok=self._token_ok, gateway_url=lambda: self.gateway_url,
-                                heartbeat_interval_ms=self._heartbeat_ms, sharding_threshold=threshold,
-                                recommended_shards=recommended, max_concurrency=concurrency)
+                                heartbeat_interval_ms=self._heartbeat_ms, shards=self._shards)
         self._state = EmulatorState(self.world, self.ids)
         self._rest = RestApi(self._state, self._gateway, spec, token_ok=self._token_ok,
                              gateway_url=lambda: self.gateway_url, rate_limits=self._rate_limits,
@@ -208,7 +206,7 @@ class DiscordEmulator:
             "guild_id": self.guild_id,
             "channel_id": self.channel_id,
             "guild_count": len(self.world.guilds),
-            "shard_count": self.gateway.recommended_shards,
+            "shard_count": self._shards.recommended,
             "guilds": self.guilds,
             "identified": self.gateway.identified.is_set(),
             "ready_count": self.ready_count,
@@ -217,7 +215,7 @@ class DiscordEmulator:
     @property
     def guilds(self) -> list[JSON]:
         """Each guild: id, name, its first channel and the shard it lives on (of the recommended count)."""
-        count = self.gateway.recommended_shards
+        count = self._shards.recommended
         return [{"id": g.id, "name": g.name, "channel_id": g.default_channel.id, "shard": shard_of(g.id, count)}
                 for g in self.world.guilds.values()]
 

@@ -38,6 +38,15 @@ SHARDING_THRESHOLD = 2500  # Discord: bots in this many guilds must shard
 HISTORY_LIMIT = 5000  # dispatches a session keeps for RESUME replay
 
 
+@dataclass(frozen=True)
+class ShardConfig:
+    """What the emulated Discord tells and demands of a bot about sharding."""
+
+    recommended: int = 1  # GET /gateway/bot "shards"
+    threshold: int = SHARDING_THRESHOLD  # more guilds on one connection: close 4011
+    max_concurrency: int = 1  # session_start_limit.max_concurrency
+
+
 @dataclass
 class Dispatch:
     """One event the emulator wants the bot to see."""
@@ -103,14 +112,10 @@ class Gateway:
         token_ok: Callable[[str], bool],
         gateway_url: Callable[[], str],
         heartbeat_interval_ms: int,
-        sharding_threshold: int = SHARDING_THRESHOLD,
-        recommended_shards: int = 1,
-        max_concurrency: int = 1,
+        shards: ShardConfig | None = None,
     ) -> None:
         self.world = world
-        self.sharding_threshold = sharding_threshold
-        self.recommended_shards = recommended_shards
-        self.max_concurrency = max_concurrency
+        self.shards = shards or ShardConfig()
         self._token_ok = token_ok
         self._gateway_url = gateway_url
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -325,7 +330,7 @@ class Gateway:
         shard_id, count = shard
         world = self.world
         guilds = [g for g in world.guilds.values() if shard_of(g.id, count) == shard_id]
-        if len(guilds) > self.sharding_threshold:
+        if len(guilds) > self.shards.threshold:
             await conn.ws.close(code=CLOSE_SHARDING_REQUIRED, message=b"Sharding required.")
             return
         await self._handshake_delay(shard_id)

@@ -82,8 +82,9 @@ async def get_gateway(ctx: RestContext) -> Result:
 
 @route("GET", "/gateway/bot")
 async def get_gateway_bot(ctx: RestContext) -> Result:
-    limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": ctx.gateway.max_concurrency}
-    return 200, {"url": ctx.gateway_url, "shards": ctx.gateway.recommended_shards, "session_start_limit": limit}
+    shards = ctx.gateway.shards
+    limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": shards.max_concurrency}
+    return 200, {"url": ctx.gateway_url, "shards": shards.recommended, "session_start_limit": limit}
 
 
 # -- channels and messages ---------------------------------------------------------------------
