@@ -23,24 +23,23 @@ FATAL_CLOSE_CODES = {
 
 
 async def run(settings: Settings, listener: ListenerSettings | None = None) -> None:
+    from gateway_listener import health
     from gateway_listener.bot import ListenerBot
     from gateway_listener.enqueuer import Enqueuer
-    from gateway_listener.health import HealthServer, Snapshot, publish_forever
     from shared import telemetry
 
     assert settings.discord_token is not None, "checked in main()"
     listener = listener or ListenerSettings()
     enqueuer = Enqueuer(settings.storage, capacity=settings.listener_buffer_capacity)
     bot = ListenerBot(settings, enqueuer, sample_rate=telemetry.sample_rate(settings), shards=listener.shards)
-    if listener.health_port is not None:
-        health = HealthServer(listener.health_host, listener.health_port).start()
-        publisher = asyncio.create_task(publish_forever(health, lambda: Snapshot(bot.shard_health(), enqueuer.pending)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    probes = health.serving(listener.health_host, listener.health_port,
+                            lambda: health.Snapshot(bot.shard_health(), enqueuer.pending))
     try:
-        async with bot:
+        async with probes, bot:
             runner = asyncio.create_task(bot.start(settings.discord_token.reveal()))
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -51,9 +50,6 @@ async def run(settings: Settings, listener: ListenerSettings | None = None) -> N
             await bot.close()
             await asyncio.gather(runner, return_exceptions=True)
     finally:
-        if listener.health_port is not None:
-            publisher.cancel()
-            health.stop()
         await enqueuer.close(drain_timeout=DRAIN_TIMEOUT_S)
 
 

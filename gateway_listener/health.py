@@ -13,11 +13,12 @@ the snapshot stops getting younger and ``/healthz`` turns 503.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -112,3 +113,18 @@ async def publish_forever(server: HealthServer, sample: Callable[[], Snapshot]) 
         await asyncio.sleep(PUBLISH_PERIOD_S)
         snap = sample()
         server.publish(Snapshot(snap.shards, snap.buffered, max(loop.time() - started - PUBLISH_PERIOD_S, 0.0)))
+
+
+@contextlib.asynccontextmanager
+async def serving(host: str, port: int | None, sample: Callable[[], Snapshot]) -> AsyncIterator[HealthServer | None]:
+    """The probes for the duration of the block, fed by ``sample`` (nothing when ``port`` is None)."""
+    if port is None:
+        yield None
+        return
+    server = HealthServer(host, port).start()
+    publisher = asyncio.create_task(publish_forever(server, sample), name="listener-health")
+    try:
+        yield server
+    finally:
+        publisher.cancel()
+        await asyncio.to_thread(server.stop)
