@@ -25,7 +25,7 @@ from gateway_listener.dispatch import Incoming, Outcome, dispatch
 from gateway_listener.endpoints import needs_gateway_discovery, set_gateway
 from gateway_listener.enqueuer import Enqueuer
 from gateway_listener.parsing import parse_message, route
-from gateway_listener.settings import ShardPlan
+from gateway_listener.settings import ShardPlan, format_shard_ids
 from gateway_listener.shards import IdentifyGate, ShardHealth, ShardState, ShardTracker
 from shared.envelope import MAX_ARGS_CHARS, Ids, InteractionRef
 from shared.registry import COMMANDS
@@ -75,7 +75,7 @@ class ListenerBot(discord.AutoShardedClient):
         self.tracker.expect(ids)
         if recommended > count:
             _log.warning("Discord recommends %d shards; running %d (DISCORD_SHARD_COUNT)", recommended, count)
-        _log.info("shards %s of %d (identify max_concurrency %d)", _ranges(ids), count,
+        _log.info("shards %s of %d (identify max_concurrency %d)", format_shard_ids(ids), count,
                   self.identify_gate.max_concurrency)
         await self.enqueuer.start([spec.queue for spec in COMMANDS.values()])
 
@@ -174,13 +174,3 @@ def _role_ids(author: discord.abc.User) -> tuple[str, ...]:
     roles = getattr(author, "roles", None) or []
     return tuple(str(role.id) for role in roles if not role.is_default())
 
-
-def _ranges(ids: tuple[int, ...]) -> str:
-    """(0, 1, 2, 3, 7) -> "0-3,7" (the DISCORD_SHARD_IDS syntax), for the log."""
-    runs: list[list[int]] = []
-    for i in ids:
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)

@@ -69,6 +69,17 @@ def parse_shard_ids(raw: str) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
+def format_shard_ids(ids: tuple[int, ...]) -> str:
+    """(0, 1, 2, 3, 7) -> "0-3,7": the DISCORD_SHARD_IDS syntax (for the log)."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def _shard_plan(values: Mapping[str, str]) -> ShardPlan:
     raw_count, raw_ids = values.get("DISCORD_SHARD_COUNT", "").strip(), values.get("DISCORD_SHARD_IDS", "").strip()
     if not raw_count:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway_listener.settings import ListenerSettings, ShardPlan, load_listener_settings
+from gateway_listener.settings import (
+    ListenerSettings,
+    ShardPlan,
+    format_shard_ids,
+    load_listener_settings,
+    parse_shard_ids,
+)
 from shared.errors import SettingsError
 
 NOWHERE = Path("/nonexistent")
@@ -62,3 +68,8 @@ def test_auto_with_ids_is_checked_against_discords_count() -> None:
 def test_health_settings() -> None:
     got = _load(LISTENER_HEALTH_PORT="8081", LISTENER_HEALTH_HOST="0.0.0.0")
     assert (got.health_host, got.health_port) == ("0.0.0.0", 8081)
+
+
+@pytest.mark.parametrize("ids", [(0,), (0, 1, 2, 3, 7), (1, 3, 5), (4, 5, 9, 10, 11)])
+def test_shard_ids_format_round_trips(ids: tuple[int, ...]) -> None:
+    assert parse_shard_ids(format_shard_ids(ids)) == ids
