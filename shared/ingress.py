@@ -26,7 +26,7 @@ from shared.envelope import TRACE_SETTER, TRIGGER_BY_KIND, Envelope, Ids, Intera
 from shared.errors import EnvelopeError
 from shared.registry import COMMANDS, HELP_COMMAND, MESSAGING_SYSTEM
 from shared.settings import Secret
-from shared.telemetry import ENVELOPE_PROPAGATOR, trace_fields_context
+from shared.telemetry import ENVELOPE_PROPAGATOR, SHARD_FIELD, trace_fields_context
 
 _tracer = trace.get_tracer(__name__)
 
@@ -60,6 +60,7 @@ class Incoming:
     author_name: str
     roles: tuple[str, ...] = ()
     interaction: InteractionRef | None = None
+    shard: int | None = None  # the gateway shard it arrived on (discord.shard.id); None over HTTP
 
 
 def slash_args(options: Sequence[Mapping[str, Any]]) -> str:
@@ -79,6 +80,7 @@ def slash_incoming(
     roles: Sequence[str],
     application_id: str,
     token: Secret,
+    shard: int | None = None,
 ) -> Incoming:
     """A slash command (APPLICATION_COMMAND interaction), however it arrived."""
     return Incoming(
@@ -89,6 +91,7 @@ def slash_incoming(
         author_name=author_name,
         roles=tuple(roles),
         interaction=InteractionRef(application_id, token),
+        shard=shard,
     )
 
 
@@ -133,11 +136,12 @@ def start_command(
         interaction=incoming.interaction,
         roles=incoming.roles,
     )
-    token = context.attach(trace_fields_context(env.trace_fields(), parent, rate=sample_rate))
+    fields = {**env.trace_fields(), SHARD_FIELD: incoming.shard}  # shard: baggage, not part of the envelope
+    token = context.attach(trace_fields_context(fields, parent, rate=sample_rate))
     try:
         with _tracer.start_as_current_span(
             ROOT_SPAN, kind=kind, start_time=start_time,
-            attributes={**_root_attributes(env, routed), **(attributes or {})},
+            attributes={**_root_attributes(env, routed, incoming.shard), **(attributes or {})},
         ) as root:
             queue = COMMANDS[routed.command].queue
             producer = _tracer.start_span(f"{queue} send", kind=SpanKind.PRODUCER, attributes={
@@ -158,7 +162,7 @@ def start_command(
         context.detach(token)
 
 
-def _root_attributes(env: Envelope, routed: Routed) -> dict[str, AttributeValue]:
+def _root_attributes(env: Envelope, routed: Routed, shard: int | None) -> dict[str, AttributeValue]:
     attrs: dict[str, AttributeValue] = {
         "discord.message.id": env.ids.message,
         "discord.channel.id": env.ids.channel,
@@ -172,4 +176,6 @@ def _root_attributes(env: Envelope, routed: Routed) -> dict[str, AttributeValue]
         attrs["discord.guild.id"] = env.ids.guild
     if not routed.known:
         attrs["app.requested_command"] = routed.requested
+    if shard is not None:
+        attrs[SHARD_FIELD] = str(shard)  # a string, as the baggage copy on every other span
     return attrs
