@@ -113,7 +113,7 @@ def run(ctx: Context) -> list[Row]:
     first: list[float] = []
     with EmulatorThread() as emu, HttpStub() as otlp:
         env = {"AzureWebJobsStorage": ctx.azurite.connection_string, "DISCORD_TOKEN": emu.token,
-               "DISCORD_API_BASE_URL": emu.api_url, "DISCORD_PUBLIC_KEY": emu.emulator.public_key,
+               "DISCORD_API_BASE_URL": emu.api_url, "DISCORD_PUBLIC_KEY": emu.public_key,
                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url}
         for r in range(rounds + (0 if ctx.quick else 1)):  # round 0 warms the page cache and .pyc files
             app_ms, first_ms = _cold(ctx, emu, "function_app:app", env, r)
