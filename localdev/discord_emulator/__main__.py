@@ -37,6 +37,8 @@ async def _serve(args: argparse.Namespace) -> None:
     print(f"Discord emulator: {emu.base_url}", flush=True)
     print(f"  DISCORD_API_BASE_URL={emu.api_url}", flush=True)
     print(f"  DISCORD_GATEWAY_URL={emu.gateway_url}", flush=True)
+    print(f"  DISCORD_PUBLIC_KEY={emu.public_key}  (gateway-less: PUT {emu.base_url}/_emulator/"
+          'interactions-endpoint {"url": ...})', flush=True)
     print(f"  control API: {emu.base_url}/_emulator   guild {emu.guild_id}, channel {emu.channel_id}", flush=True)
     try:
         await stop.wait()
