@@ -3,6 +3,8 @@
 It runs no command. For each prefix command (or slash command) it starts the trace
 and buffers an envelope for the command's queue (gateway_listener/dispatch.py); the
 actual send happens on background tasks, so the gateway's heartbeat is never blocked.
+An accepted prefix command also triggers Discord's typing indicator at once
+(gateway_listener/feedback.py); a slash command is deferred instead ("thinking…").
 
 Caches are cut to what prefix commands need: intents GUILDS + GUILD_MESSAGES +
 MESSAGE_CONTENT, no member cache, no chunking, no message cache.
@@ -20,6 +22,7 @@ import discord
 from gateway_listener.dispatch import Incoming, Outcome, dispatch
 from gateway_listener.endpoints import needs_gateway_discovery, set_gateway
 from gateway_listener.enqueuer import Enqueuer
+from gateway_listener.feedback import TypingIndicator
 from gateway_listener.parsing import parse_message, route
 from shared.envelope import MAX_ARGS_CHARS, Ids, InteractionRef
 from shared.registry import COMMANDS
@@ -53,6 +56,8 @@ class ListenerBot(discord.Client):
         self.sample_rate = sample_rate
         self._background: set[asyncio.Task[Any]] = set()
         self.ready_event = asyncio.Event()
+        assert settings.discord_token is not None, "the listener needs a token"
+        self.typing = TypingIndicator(settings.discord_api_base_url, settings.discord_token)
 
     async def setup_hook(self) -> None:
         if needs_gateway_discovery(self.settings):
@@ -83,7 +88,9 @@ class ListenerBot(discord.Client):
             author_name=message.author.name,
             roles=_role_ids(message.author),
         )
-        outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate)
+        channel_id = incoming.ids.channel
+        outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate,
+                                     on_queued=lambda: self.typing.trigger(channel_id))
         if outcome is not Outcome.QUEUED:
             text = BUSY_REPLY if outcome is Outcome.BUSY else REJECTED_REPLY
             self._spawn(message.channel.send(f"{text} (trace `{trace_id}`)", allowed_mentions=NO_MENTIONS))
@@ -118,6 +125,10 @@ class ListenerBot(discord.Client):
             text = BUSY_REPLY if outcome is Outcome.BUSY else REJECTED_REPLY
             self._spawn(interaction.edit_original_response(content=f"{text} (trace `{trace_id}`)",
                                                            allowed_mentions=NO_MENTIONS))
+
+    async def close(self) -> None:
+        await super().close()
+        await self.typing.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

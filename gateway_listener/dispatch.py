@@ -10,6 +10,7 @@ in the envelope to the function.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -45,8 +46,13 @@ class Incoming:
     interaction: InteractionRef | None = None
 
 
-def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tuple[Outcome, str]:
-    """Start the trace, build the envelope, buffer it. Returns the outcome and the trace id."""
+def dispatch(
+    incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1, *, on_queued: Callable[[], object] | None = None
+) -> tuple[Outcome, str]:
+    """Start the trace, build the envelope, buffer it. Returns the outcome and the trace id.
+
+    ``on_queued`` runs once the envelope is buffered, with ``discord.command`` current
+    (the listener's typing indicator hangs off it); it must not block."""
     routed = incoming.routed
     env = Envelope(
         kind=incoming.kind,
@@ -82,6 +88,8 @@ def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tu
                 root.set_status(Status(StatusCode.ERROR, "listener busy"))
                 root.set_attribute("app.error", "listener buffer full: message dropped, user told")
                 return Outcome.BUSY, trace_id
+            if on_queued is not None:
+                on_queued()
             return Outcome.QUEUED, trace_id
     finally:
         context.detach(token)

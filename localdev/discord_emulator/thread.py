@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from localdev.discord_emulator.emulator import DiscordEmulator
 from localdev.discord_emulator.faults import RestFault
 from localdev.discord_emulator.models import JSON
-from localdev.discord_emulator.state import InteractionRecord, RecordedRequest
+from localdev.discord_emulator.state import InteractionRecord, RecordedRequest, TypingEvent
 
 T = TypeVar("T")
 
@@ -161,6 +161,15 @@ class EmulatorThread:
     def wait_for_bot_message(self, channel_id: str | None = None, after: str | None = None,
                              timeout: float = 10.0) -> JSON:
         return self._wait(self.emulator.wait_for_bot_message(channel_id, after, timeout), timeout)
+
+    def wait_for_typing(self, channel_id: str | None = None, since: float = 0.0,
+                        timeout: float = 10.0) -> TypingEvent | None:
+        """The bot's first typing request in the channel at or after monotonic ``since`` (None: timed out)."""
+        return self._wait(self.emulator.state.wait_for_typing(channel_id, since, timeout), timeout)
+
+    @property
+    def typing_events(self) -> list[TypingEvent]:
+        return self._call(lambda: list(self.emulator.state.typing))
 
     def send_message(self, content: str, **kwargs: Any) -> JSON:
         return self._call(lambda: self.emulator.send_message(content, **kwargs))
