@@ -27,6 +27,7 @@ from gateway_listener.parsing import parse_message, route
 from shared.envelope import MAX_ARGS_CHARS, Ids, InteractionRef
 from shared.registry import COMMANDS
 from shared.settings import Secret, Settings
+from shared.useragent import user_agent
 
 _log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class ListenerBot(discord.Client):
         self._background: set[asyncio.Task[Any]] = set()
         self.ready_event = asyncio.Event()
         assert settings.discord_token is not None, "the listener needs a token"
-        self.typing = TypingIndicator(settings.discord_api_base_url, settings.discord_token)
+        self.typing = TypingIndicator(settings.discord_api_base_url, settings.discord_token,
+                                      user_agent_header=user_agent("discord", settings.service_version))
 
     async def setup_hook(self) -> None:
         if needs_gateway_discovery(self.settings):

@@ -25,8 +25,8 @@ import aiohttp
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.discord_rest import USER_AGENT
 from shared.settings import Secret
+from shared.useragent import user_agent
 
 _log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -45,12 +45,13 @@ class TypingIndicator:
         api_base_url: str,
         token: Secret,
         *,
+        user_agent_header: str = user_agent("discord"),
         cooldown_s: float = TYPING_COOLDOWN_S,
         timeout_s: float = TYPING_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base = api_base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bot {token.reveal()}", "User-Agent": USER_AGENT}
+        self._headers = {"Authorization": f"Bot {token.reveal()}", "User-Agent": user_agent_header}
         self._cooldown = cooldown_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
