@@ -15,7 +15,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 _log = logging.getLogger(__name__)
@@ -87,12 +87,17 @@ def build_provider(
     *,
     extra_exporters: Sequence[SpanExporter] = (),
     use_simple_processor: bool = False,
+    defer_export: bool = False,
 ) -> TracerProvider:
-    """A configured TracerProvider, not installed globally (tests build as many as they like)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    """A configured TracerProvider, not installed globally (tests build as many as they like).
 
-    from shared import telemetry_exporters, telemetry_processors
+    ``defer_export``: the configured exporters are built (and their modules imported) only
+    when the provider is first flushed; until then ended spans wait in memory
+    (shared/telemetry_deferred.py). ``extra_exporters`` are always attached at once.
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from shared import telemetry_processors
 
     provider = TracerProvider(
         resource=build_resource(settings, component),
@@ -102,19 +107,31 @@ def build_provider(
     provider.add_span_processor(telemetry_processors.TraceFieldsProcessor(TRACE_FIELDS))
     if settings.appinsights_connection_string:
         provider.add_span_processor(telemetry_processors.AppInsightsSampleRate())
-    exporters = telemetry_exporters.build_exporters(settings, provider)
-    exporters += [(f"extra {type(e).__name__}", e) for e in extra_exporters]
-    for _, exporter in exporters:
-        if use_simple_processor:
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-        else:
-            # Short delay: a function's spans should leave before the instance idles.
-            provider.add_span_processor(
-                BatchSpanProcessor(exporter, max_queue_size=4096, schedule_delay_millis=500, max_export_batch_size=512)
-            )
-    _log.info(
-        "telemetry: %s -> %s",
-        provider.resource.attributes.get("service.name"),
-        ", ".join(label for label, _ in exporters) or "nothing",
-    )
+    for exporter in extra_exporters:
+        provider.add_span_processor(_export_processor(exporter, use_simple_processor))
+
+    def export_processors() -> list[SpanProcessor]:
+        from shared import telemetry_exporters
+
+        exporters = telemetry_exporters.build_exporters(settings, provider)
+        _log.info("telemetry: %s -> %s", provider.resource.attributes.get("service.name"),
+                  ", ".join(label for label, _ in exporters) or "nothing")
+        return [_export_processor(exporter, use_simple_processor) for _, exporter in exporters]
+
+    if defer_export:
+        from shared.telemetry_deferred import DeferredExport
+
+        provider.add_span_processor(DeferredExport(export_processors))
+    else:
+        for processor in export_processors():
+            provider.add_span_processor(processor)
     return provider
+
+
+def _export_processor(exporter: SpanExporter, simple: bool) -> SpanProcessor:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    if simple:
+        return SimpleSpanProcessor(exporter)
+    # Short delay: a function's spans should leave before the instance idles.
+    return BatchSpanProcessor(exporter, max_queue_size=4096, schedule_delay_millis=500, max_export_batch_size=512)

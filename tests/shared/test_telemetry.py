@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
+from function_runtime.http import TracedSession
 from localdev.traces import load_traces, render_trace
 from shared import telemetry
 from shared.envelope import ENVELOPE_GETTER, TRACE_SETTER, Envelope, Ids
@@ -226,7 +227,8 @@ def test_requests_are_traced_except_discord(tmp_path: Path, clean_globals: None)
         token = context.attach(telemetry.trace_fields_context(FIELDS, rate=telemetry.sample_rate(settings)))
         try:
             with trace.get_tracer(__name__).start_as_current_span("catfact") as parent:
-                requests.get(f"{catfact.url}/fact?max_length=80&api_key=hunter2", timeout=5)
+                requests.get(f"{catfact.url}/fact?before=instrumented", timeout=5)  # setup does not instrument
+                TracedSession().get(f"{catfact.url}/fact?max_length=80&api_key=hunter2", timeout=5)  # this does
                 requests.post(f"{discord.url}/api/v10/webhooks/1/secret-interaction-token", json={}, timeout=5)
         finally:
             context.detach(token)
@@ -240,7 +242,8 @@ def test_requests_are_traced_except_discord(tmp_path: Path, clean_globals: None)
     url = str(dict(clients[0].attributes or {}).get("url.full") or dict(clients[0].attributes or {})["http.url"])
     assert "hunter2" not in url and "max_length=80" in url
     assert "secret-interaction-token" not in str([dict(s.attributes or {}) for s in memory.get_finished_spans()])
-    sent = catfact.requests[0].headers
+    sent = catfact.requests[1].headers
+    assert "traceparent" not in catfact.requests[0].headers
     assert sent["traceparent"].split("-")[1] == f"{parent.get_span_context().trace_id:032x}"
     assert "baggage" not in sent  # third parties never see our fields
     assert "traceparent" not in discord.requests[0].headers
