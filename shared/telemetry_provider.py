@@ -8,6 +8,7 @@ the functions, so importing this module stays cheap.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -60,7 +61,26 @@ def service_name(settings: Settings, component: Component) -> str:
     return settings.service_name if settings.service_name.endswith(suffix) else settings.service_name + suffix
 
 
+def _import_sdk() -> None:
+    """Import the SDK without psutil, which costs a cold start tens of milliseconds.
+
+    ``opentelemetry.sdk.resources`` imports psutil (if installed: the Azure Monitor exporter
+    depends on it) only for ProcessResourceDetector, which these processes never run. A
+    ``None`` entry in sys.modules makes that import fail softly; it is removed again at once,
+    so an exporter that needs psutil later imports it as usual.
+    """
+    if "opentelemetry.sdk.resources" in sys.modules or "psutil" in sys.modules:
+        return
+    sys.modules["psutil"] = None  # type: ignore[assignment]
+    try:
+        import opentelemetry.sdk.resources  # noqa: F401
+    finally:
+        if "psutil" in sys.modules and sys.modules["psutil"] is None:
+            del sys.modules["psutil"]
+
+
 def build_resource(settings: Settings, component: Component) -> Resource:
+    _import_sdk()
     from opentelemetry.sdk.resources import Resource
 
     global _instance_id
@@ -95,6 +115,7 @@ def build_provider(
     when the provider is first flushed; until then ended spans wait in memory
     (shared/telemetry_deferred.py). ``extra_exporters`` are always attached at once.
     """
+    _import_sdk()
     from opentelemetry.sdk.trace import TracerProvider
 
     from shared import telemetry_processors

@@ -293,3 +293,23 @@ def test_concurrent_flushes_each_export_their_own_spans(tmp_path: Path, clean_gl
         t.join()
     assert results == [True, True, True]
     assert sorted(s.name for s in slow.get_finished_spans()) == ["inv-0", "inv-1", "inv-2"]
+
+
+def test_the_sdk_is_imported_without_psutil_which_stays_importable() -> None:
+    import subprocess
+    import sys
+
+    from shared.settings import PROJECT_ROOT
+
+    code = (
+        "import sys\n"
+        "from shared.settings import Secret, Settings, StorageSettings\n"
+        "from shared.telemetry_provider import build_provider\n"
+        "s = Settings(storage=StorageSettings(connection_string=Secret('UseDevelopmentStorage=true')))\n"
+        "build_provider(s, 'functions', defer_export=True).get_tracer('t').start_span('x').end()\n"
+        "assert 'psutil' not in sys.modules, 'the SDK pulled psutil in'\n"
+        "import psutil\n"
+        "assert psutil.Process().pid > 0\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
