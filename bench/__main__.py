@@ -19,12 +19,12 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import coldstart, hop, human_paced, ingest, memory, throughput, tracing_overhead
+from bench import coldstart, hop, human_paced, ingest, memory, shards, throughput, tracing_overhead
 from bench.common import RESULTS_DIR, Context, Row, format_table, machine, write_json
 from localdev.azurite import Azurite
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (hop, human_paced, ingest, coldstart, tracing_overhead, memory, throughput)
+    m.NAME: m for m in (hop, human_paced, ingest, shards, coldstart, tracing_overhead, memory, throughput)
 }
 
 

@@ -32,6 +32,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from shared.settings import Settings
 from shared.telemetry_provider import (
     SERVICE_NAMES,
+    SHARD_FIELD,
     TRACE_FIELDS,
     Component,
     build_provider,
@@ -43,6 +44,7 @@ from shared.telemetry_provider import (
 __all__ = [
     "ENVELOPE_PROPAGATOR",
     "SERVICE_NAMES",
+    "SHARD_FIELD",
     "TRACE_FIELDS",
     "Component",
     "build_provider",
