@@ -9,6 +9,7 @@ listener's buffer, whose worker ends the PRODUCER span when the send really happ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 
 from opentelemetry.trace import Status, StatusCode
@@ -25,8 +26,13 @@ class Outcome(Enum):
     REJECTED = "rejected"  # cannot be encoded (oversized): tell the user
 
 
-def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tuple[Outcome, str]:
-    """Start the trace, build the envelope, buffer it. Returns the outcome and the trace id."""
+def dispatch(
+    incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1, *, on_queued: Callable[[], object] | None = None
+) -> tuple[Outcome, str]:
+    """Start the trace, build the envelope, buffer it. Returns the outcome and the trace id.
+
+    ``on_queued`` runs once the envelope is buffered, with ``discord.command`` current
+    (the listener's typing indicator hangs off it); it must not block."""
     with start_command(incoming, sample_rate=sample_rate) as started:
         if started.text is None:
             return Outcome.REJECTED, started.trace_id
@@ -34,4 +40,6 @@ def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tu
             started.root.set_status(Status(StatusCode.ERROR, "listener busy"))
             started.root.set_attribute("app.error", "listener buffer full: message dropped, user told")
             return Outcome.BUSY, started.trace_id
+        if on_queued is not None:
+            on_queued()
         return Outcome.QUEUED, started.trace_id
