@@ -1,0 +1,165 @@
+"""The decision loop: measure each group's queues, decide, start or stop instances, record why.
+
+Every ``interval_s`` the controller reads each group's queue length, replaces instances
+that died, and applies :func:`~localdev.scale_controller.policy.decide`. A change is logged
+(group, queue length, instances before -> after, reason) and recorded as a
+``scale.decision`` span in the same sink as the bot's traces, so it can be queried next to
+the commands it affected. The current counts go to a small JSON status file for the prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from opentelemetry import trace
+
+from localdev.scale_controller.groups import ScaleGroup
+from localdev.scale_controller.instances import InstancePool, InstanceSpec
+from localdev.scale_controller.policy import Decision, Policy, decide
+from shared.queues import async_service_client
+from shared.settings import StorageSettings
+
+if TYPE_CHECKING:
+    from azure.storage.queue.aio import QueueClient
+
+_log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+READY_PREFIX = "Scale controller ready:"
+DECISION_SPAN = "scale.decision"
+
+
+class ScaleController:
+    def __init__(
+        self,
+        groups: Sequence[ScaleGroup],
+        policies: Mapping[str, Policy],
+        spec: InstanceSpec,
+        storage: StorageSettings,
+        *,
+        interval_s: float = 1.0,
+        status_file: Path | None = None,
+    ) -> None:
+        self.pools = [InstancePool(g, spec) for g in groups]
+        self.policies = policies
+        self._storage = storage
+        self.interval_s = interval_s
+        self._status_file = status_file
+        self._last_busy: dict[str, float] = {}
+        self._lengths: dict[str, int | None] = {}
+        self._storage_down = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        service = async_service_client(self._storage)
+        queues = {p.group.name: [service.get_queue_client(q) for q in p.group.queues] for p in self.pools}
+        now = time.monotonic()
+        self._last_busy = {p.group.name: now for p in self.pools}
+        try:
+            while not stop.is_set():
+                await self.tick(queues)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.interval_s)
+        finally:
+            await asyncio.gather(*(p.stop_all() for p in self.pools))
+            self._write_status()
+            for clients in queues.values():
+                for client in clients:
+                    await client.close()
+            await service.close()
+
+    async def tick(self, queues: Mapping[str, Sequence[QueueClient]]) -> None:
+        lengths = await asyncio.gather(*(self._length(queues[p.group.name]) for p in self.pools))
+        now = time.monotonic()
+        for pool, length in zip(self.pools, lengths, strict=True):
+            name = pool.group.name
+            self._lengths[name] = length
+            for dead, code in pool.reap():
+                replacement = pool.start(1)[0]
+                self._record(pool, length, Decision(len(pool), len(pool),
+                                                   f"instance {dead.id} exited (code {code}): replaced by "
+                                                   f"{replacement.id}"))
+            if length:
+                self._last_busy[name] = now
+            decision = decide(self.policies[name], len(pool), length, now - self._last_busy[name])
+            if decision.changed:
+                if decision.after > decision.before:
+                    changed = pool.start(decision.after - decision.before)
+                else:
+                    changed = pool.stop(decision.before - decision.after)
+                self._record(pool, length, decision, [i.id for i in changed])
+        self._write_status()
+
+    async def _length(self, clients: Sequence[QueueClient]) -> int | None:
+        """Messages waiting or in flight across the group's queues; None when unknown."""
+        if not clients:
+            return None
+        total = 0
+        for client in clients:
+            try:
+                props = await client.get_queue_properties()
+            except ResourceNotFoundError:
+                continue  # not created yet: nothing waiting
+            except (AzureError, OSError) as exc:
+                if not self._storage_down:
+                    _log.warning("cannot read queue lengths (%s); keeping instances as they are", type(exc).__name__)
+                self._storage_down = True
+                return None
+            total += int(props.approximate_message_count or 0)
+        self._storage_down = False
+        return total
+
+    def _record(self, pool: InstancePool, length: int | None, decision: Decision, ids: Sequence[str] = ()) -> None:
+        group = pool.group
+        _log.info(
+            "scale %s: queue length %s, instances %d -> %d (%s)%s",
+            group.label, "?" if length is None else length, decision.before, decision.after, decision.reason,
+            f" [{', '.join(ids)}]" if ids else "",
+        )  # fmt: skip
+        attributes: dict[str, str | int | Sequence[str]] = {
+            "app.scale.group": group.label,
+            "app.scale.functions": list(group.functions),
+            "app.scale.instances.before": decision.before,
+            "app.scale.instances.after": decision.after,
+            "app.scale.reason": decision.reason,
+            "app.scale.instance_ids": list(ids),
+        }
+        if length is not None:
+            attributes["app.scale.queue_length"] = length
+        if len(group.queues) == 1:
+            attributes["messaging.destination.name"] = group.queues[0]
+        _tracer.start_span(DECISION_SPAN, attributes=attributes).end()
+
+    def status(self) -> dict[str, object]:
+        return {
+            "updated_at": time.time(),
+            "groups": [
+                {"group": p.group.label, "functions": list(p.group.functions), "instances": len(p),
+                 "instance_ids": [i.id for i in p.instances], "queue_length": self._lengths.get(p.group.name)}
+                for p in self.pools
+            ],
+        }
+
+    def _write_status(self) -> None:
+        if self._status_file is None:
+            return
+        tmp = self._status_file.with_name(self._status_file.name + ".tmp")
+        tmp.write_text(json.dumps(self.status()), encoding="utf-8")
+        os.replace(tmp, self._status_file)  # readers never see half a file
+
+
+def read_status(path: Path) -> dict[str, int] | None:
+    """Instances per group from a status file (None when missing or unreadable)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return {str(g["group"]): int(g["instances"]) for g in doc["groups"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

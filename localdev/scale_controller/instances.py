@@ -1,0 +1,102 @@
+"""The instances of one scaling group: ``localdev.functions_host --functions ...`` processes.
+
+Each instance gets its own ``WEBSITE_INSTANCE_ID`` (the App Service setting Azure sets per
+instance), which telemetry turns into ``service.instance.id`` and ``faas.instance``, so
+every span says which instance ran it. Removing an instance is a SIGTERM: it stops
+receiving, lets in-flight invocations finish (bounded by its drain timeout) and releases
+the rest to the queue. Stops run in threads so a draining instance never holds up decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from localdev.scale_controller.groups import ScaleGroup
+from localdev.stack import Child, child_env
+
+_log = logging.getLogger(__name__)
+
+INSTANCE_ID_SETTING = "WEBSITE_INSTANCE_ID"
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """How to start an instance: the host's arguments, environment and where its logs go."""
+
+    host_args: Sequence[str]  # e.g. --host-json PATH, --app MOD:ATTR (``--functions`` is added per group)
+    env: Mapping[str, str]
+    log_dir: Path | None
+    stop_timeout_s: float  # SIGKILL after this: above the host's drain timeout
+    all_functions: bool = False  # single-host mode: no --functions, the host runs the whole app
+
+
+class Instance:
+    def __init__(self, instance_id: str, child: Child) -> None:
+        self.id = instance_id
+        self.child = child
+
+    @property
+    def pid(self) -> int | None:
+        return self.child.proc.pid if self.child.proc else None
+
+
+class InstancePool:
+    def __init__(self, group: ScaleGroup, spec: InstanceSpec) -> None:
+        self.group = group
+        self._spec = spec
+        self._seq = 0
+        self.instances: list[Instance] = []
+        self._stopping: set[asyncio.Task[int | None]] = set()
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def _new_id(self) -> str:
+        self._seq += 1
+        return f"{self.group.label}-{self._seq}-{secrets.token_hex(2)}"
+
+    def start(self, count: int) -> list[Instance]:
+        started = []
+        for _ in range(count):
+            instance_id = self._new_id()
+            args = list(self._spec.host_args)
+            if not self._spec.all_functions:
+                args += ["--functions", ",".join(self.group.functions)]
+            log = self._spec.log_dir / f"{instance_id}.log" if self._spec.log_dir else None
+            env = child_env({INSTANCE_ID_SETTING: instance_id}, self._spec.env)
+            child = Child(instance_id, "localdev.functions_host", env, log, args=args).start()
+            started.append(Instance(instance_id, child))
+        self.instances.extend(started)
+        return started
+
+    def stop(self, count: int) -> list[Instance]:
+        """Remove the ``count`` newest instances (SIGTERM now; drained in the background)."""
+        victims = self.instances[len(self.instances) - count:] if count > 0 else []
+        del self.instances[len(self.instances) - len(victims):]
+        for instance in victims:
+            self._stop_in_background(instance)
+        return victims
+
+    def _stop_in_background(self, instance: Instance) -> None:
+        task = asyncio.create_task(asyncio.to_thread(instance.child.stop, self._spec.stop_timeout_s))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    def reap(self) -> list[tuple[Instance, int | None]]:
+        """Instances that exited without being asked to (crashed or killed), with their exit codes."""
+        dead = [i for i in self.instances if not i.child.running]
+        for instance in dead:
+            self.instances.remove(instance)
+        return [(i, i.child.proc.returncode if i.child.proc else None) for i in dead]
+
+    async def stop_all(self) -> None:
+        """Every instance at once (SIGTERM to all, then wait), and any still draining."""
+        self.stop(len(self.instances))
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
