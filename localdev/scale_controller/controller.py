@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from opentelemetry import trace
 
 from localdev.scale_controller.groups import ScaleGroup
@@ -64,6 +64,7 @@ class ScaleController:
         now = time.monotonic()
         self._last_busy = {p.group.name: now for p in self.pools}
         try:
+            await self._create_missing([c for clients in queues.values() for c in clients])
             while not stop.is_set():
                 await self.tick(queues)
                 with contextlib.suppress(TimeoutError):
@@ -75,6 +76,20 @@ class ScaleController:
                 for client in clients:
                     await client.close()
             await service.close()
+
+    @staticmethod
+    async def _create_missing(clients: Sequence[QueueClient]) -> None:
+        """Trigger queues are made by deployment; with no instance running yet, nobody else makes them
+        locally. Bounded: storage being down must not hold start-up (the loop copes with it)."""
+
+        async def create(client: QueueClient) -> None:
+            with contextlib.suppress(ResourceExistsError):
+                await client.create_queue()
+
+        results = await asyncio.gather(*(asyncio.wait_for(create(c), 15) for c in clients), return_exceptions=True)
+        failed = [c.queue_name for c, r in zip(clients, results, strict=True) if isinstance(r, BaseException)]
+        if failed:
+            _log.warning("could not create queue(s) %s yet", ", ".join(failed))
 
     async def tick(self, queues: Mapping[str, Sequence[QueueClient]]) -> None:
         lengths = await asyncio.gather(*(self._length(queues[p.group.name]) for p in self.pools))
