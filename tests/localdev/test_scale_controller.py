@@ -63,7 +63,7 @@ class Controller:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) != self.child.proc.pid:  # type: ignore[union-attr]
+            if int(stat.rsplit(")", 1)[1].split()[1]) != self.child.proc.pid:
                 continue
             for item in env:
                 if item.startswith(b"WEBSITE_INSTANCE_ID="):
@@ -75,10 +75,6 @@ class Controller:
                 if s["name"] == DECISION_SPAN and s["attributes"].get("app.scale.group") == group]
 
 
-def _process_spans(stack: Stack, command: str) -> list[dict[str, Any]]:
-    return stack.process_spans(command)
-
-
 def test_a_burst_scales_out_to_several_instances_and_every_message_is_answered_once(stack: Stack) -> None:
     stack.emulator.inject_rest_fault(CREATE_MESSAGE, 0, count=1000, delay=0.4)
     controller = Controller(stack, ["--max-instances", "3", "--idle-timeout", "30"],
@@ -86,11 +82,11 @@ def test_a_burst_scales_out_to_several_instances_and_every_message_is_answered_o
     ids = [stack.enqueue(stack.envelope("!ping")) for _ in range(24)]
     wait_until(lambda: all(stack.replies_to(i) for i in ids), 60, "every ping answered")
     assert all(len(stack.replies_to(i)) == 1 for i in ids)
-    wait_until(lambda: len(_process_spans(stack, "ping")) >= len(ids), 15, "process spans")
-    instances = {s["service.instance.id"] for s in _process_spans(stack, "ping")}
+    wait_until(lambda: len(stack.process_spans("ping")) >= len(ids), 15, "process spans")
+    instances = {s["service.instance.id"] for s in stack.process_spans("ping")}
     assert len(instances) > 1, instances
     assert all(i.startswith("ping-") for i in instances)
-    assert {s["attributes"].get("faas.instance") for s in _process_spans(stack, "ping")} <= instances | {None}
+    assert {s["attributes"].get("faas.instance") for s in stack.process_spans("ping")} <= instances | {None}
     wait_until(lambda: controller.decisions("ping"), 10, "decision spans")
     first = controller.decisions("ping")[0]
     assert first["app.scale.instances.before"] == 0
@@ -112,18 +108,21 @@ def test_scales_to_zero_after_the_idle_timeout_and_back_with_a_cold_start(stack:
     second = stack.enqueue(stack.envelope("!ping"))
     stack.wait_reply(second)
 
-    def trace_of(message_id: str) -> list[dict[str, Any]]:
+    def process_of(message_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         for spans in stack.traces().values():
-            if any(s["attributes"].get("messaging.message.id") == message_id or
-                   s["attributes"].get("discord.message.id") == message_id for s in spans):
-                if any(s["name"] == "cmd-ping process" for s in spans):
-                    return spans
-        return []
+            process = [s for s in spans if s["name"] == "cmd-ping process"
+                       and s["attributes"].get("discord.message.id") == message_id]
+            if process:
+                return process[0], spans
+        return None
 
-    spans = wait_until(lambda: trace_of(second), 15, "the second ping's trace")
+    found = wait_until(lambda: process_of(second), 15, "the second ping's trace")
+    assert found is not None
+    process, spans = found
     assert any(s["name"] == "cold_start" for s in spans), [s["name"] for s in spans]
-    process = next(s for s in spans if s["name"] == "cmd-ping process")
-    first_process = next(s for s in wait_until(lambda: trace_of(first), 5, "first trace") if s["name"] == "cmd-ping process")
+    earlier = process_of(first)
+    assert earlier is not None
+    first_process = earlier[0]
     assert process["service.instance.id"] != first_process["service.instance.id"]
 
 
