@@ -2,7 +2,8 @@
 
 ``!ping`` is sent to the emulator as a MESSAGE_CREATE from "you"; ``/roll dice:3`` as a
 slash command (INTERACTION_CREATE). The bot's reply is printed, then the command's
-trace as a waterfall across both services, read from the local trace file.
+trace as a waterfall across both services, read from the local trace file, then the
+instances each function has running (``/scale`` prints that line on its own).
 """
 
 from __future__ import annotations
@@ -16,12 +17,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from localdev.discord_emulator import DiscordEmulator
+from localdev.scale_controller.controller import read_status
 from localdev.traces import load_traces, render_trace
 from shared.registry import COMMANDS
 
 T = TypeVar("T")
 REPLY_TIMEOUT_S = 60.0  # a first command pays Azurite polling + cold start
 TRACE_TIMEOUT_S = 5.0
+SCALE_COMMAND = "/scale"
+
+
+def scale_line(status_file: Path | None) -> str:
+    """``instances: catfact 3, ping 1 (others 0)`` from the scale controller's status file."""
+    counts = read_status(status_file) if status_file is not None else None
+    if counts is None:
+        return "instances: (no scale controller status yet)"
+    running = [f"{name} {n}" for name, n in sorted(counts.items()) if n]
+    return "instances: " + (", ".join(running) if running else "none") + (" (others 0)" if running else "")
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop, out: asyncio.Queue[str | None]) -> None:
@@ -110,11 +122,12 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> 
     return task.result()
 
 
-async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event) -> None:
+async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event,
+                     status_file: Path | None = None) -> None:
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     _stdin_lines(asyncio.get_running_loop(), lines)
     print(f"Chat as 'you' in #general. Try {prefix}ping, {prefix}help, {prefix}catfact or /roll dice:3 "
-          "(Ctrl-D or Ctrl-C quits).", flush=True)
+          f"({SCALE_COMMAND}: instances per function; Ctrl-D or Ctrl-C quits).", flush=True)
     while not stop.is_set():
         print("you> ", end="", flush=True)
         getter = asyncio.ensure_future(lines.get())
@@ -130,6 +143,9 @@ async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | 
             break
         line = line.strip()
         if not line:
+            continue
+        if line == SCALE_COMMAND:
+            print(scale_line(status_file), flush=True)
             continue
         if not (line.startswith(prefix) or line.startswith("/")):
             emulator.send_message(line)  # ordinary chat: the bot ignores it and traces nothing
@@ -149,3 +165,5 @@ async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | 
                 break
             print(waterfall if waterfall else "(trace not in the local file yet: python -m localdev.traces)",
                   flush=True)
+        if status_file is not None:
+            print(scale_line(status_file), flush=True)

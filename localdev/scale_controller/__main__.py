@@ -25,7 +25,7 @@ from localdev.functions_host.hostconfig import load_host_config
 from localdev.scale_controller.controller import READY_PREFIX, ScaleController
 from localdev.scale_controller.groups import index_functions, parse_always_ready, scale_groups, single_group
 from localdev.scale_controller.instances import InstanceSpec
-from localdev.scale_controller.policy import Policy
+from localdev.scale_controller.policy import DEFAULT_IDLE_TIMEOUT_S, Policy
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, load_settings
 from shared.telemetry import setup_telemetry
@@ -33,9 +33,6 @@ from shared.telemetry import setup_telemetry
 _log = logging.getLogger("localdev.scale_controller")
 
 DEFAULT_INTERVAL_S = 1.0
-# Flex Consumption publishes no fixed idle period; its product team describes an idle app
-# being back at zero after about 30 s (Azure/azure-functions-host#10706).
-DEFAULT_IDLE_TIMEOUT_S = 30.0
 DEFAULT_MAX_INSTANCES = 4
 
 
@@ -59,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"seconds without messages before a function scales to zero "
                              f"(default {DEFAULT_IDLE_TIMEOUT_S:.0f}, as Flex Consumption)")
     parser.add_argument("--always-ready", default="", metavar="NAME=N[,NAME=N...]",
-                        help="instances kept per group even when idle, e.g. ping=1,help=1 (or http=1)")
+                        help="instances kept per group even when idle: ping=1,help=1 (or http=1; *=1 every group)")
     parser.add_argument("--interval", type=_positive(float), default=DEFAULT_INTERVAL_S,
                         help=f"seconds between scaling decisions (default {DEFAULT_INTERVAL_S:g})")
     parser.add_argument("--single-host", action="store_true",

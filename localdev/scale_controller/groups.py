@@ -74,7 +74,7 @@ def single_group(functions: Sequence[FunctionInfo]) -> list[ScaleGroup]:
 
 
 def parse_always_ready(raw: str, groups: Sequence[ScaleGroup]) -> dict[str, int]:
-    """``ping=1,http=2`` (or the IaC spelling ``function:ping=1``) -> {group name: count}."""
+    """``ping=1,http=2`` (or the IaC spelling ``function:ping=1``; ``*=1`` every group) -> {group name: count}."""
     by_label = {g.label: g.name for g in groups} | {g.name: g.name for g in groups}
     out: dict[str, int] = {}
     for item in (part.strip() for part in raw.split(",")):
@@ -83,6 +83,9 @@ def parse_always_ready(raw: str, groups: Sequence[ScaleGroup]) -> dict[str, int]
         key, sep, value = item.partition("=")
         if not sep or not value.strip().isdigit():
             raise SettingsError(f"--always-ready: expected NAME=COUNT, got {item!r}")
+        if key.strip() == "*":
+            out.update({g.name: int(value) for g in groups})
+            continue
         if key.strip() not in by_label:
             raise SettingsError(
                 f"--always-ready: no scaling group {key.strip()!r} (groups: {', '.join(g.label for g in groups)})"

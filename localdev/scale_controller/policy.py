@@ -19,13 +19,16 @@ import math
 from dataclasses import dataclass
 
 MAX_STEP = 4  # target-based scaling adds at most four instances at a time
+# Flex Consumption publishes no fixed idle period; the Functions team describes an idle app
+# being back at zero after about 30 s (Azure/azure-functions-host#10706).
+DEFAULT_IDLE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
 class Policy:
     target_per_instance: int  # host.json batchSize
     max_instances: int = 4
-    idle_timeout_s: float = 30.0
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     always_ready: int = 0
     max_step: int = MAX_STEP
 

@@ -16,15 +16,19 @@ from shared.settings import PROJECT_ROOT
 pytestmark = pytest.mark.e2e
 
 
-def _children_of(pid: int) -> list[int]:
-    found = []
+def _descendants_of(pid: int) -> list[int]:
+    """Children, grandchildren (the scale controller's instances), ..."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
             continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
     return found
 
 
@@ -43,12 +47,13 @@ def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path:
             if line.startswith("Chat as"):
                 proc.stdin.write("!ping\n")
                 proc.stdin.flush()
-            if "runtime_setup" in line:  # the last line of the cold start's waterfall
+            if line.startswith("instances:"):  # printed after the reply's waterfall
                 break
         else:
             raise AssertionError("".join(output))
-        children = _children_of(proc.pid)
-        assert children, "localdev should have started Azurite, the listener and the functions host"
+        children = _descendants_of(proc.pid)
+        assert len(children) >= 4, "localdev should have started Azurite, the listener, the scale controller " \
+                                   "and a ping instance"
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)
     finally:
@@ -56,6 +61,7 @@ def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path:
             proc.kill()
     text = "".join(output) + rest
     assert "bot> pong" in text
+    assert "instances: ping 1 (others 0)" in text  # ping scaled out from zero on its own
     for span in ("discord.command", "cmd-ping send", "cmd-ping process", "queue.wait", "cold_start"):
         assert span in text
     assert "discord-bot-listener" in text and "discord-bot-functions" in text

@@ -40,6 +40,7 @@ def test_always_ready_accepts_labels_and_iac_names() -> None:
     assert parse_always_ready("ping=1, function:catfact=2,http=1", groups) == {
         "function:ping": 1, "function:catfact": 2, "http": 1}
     assert parse_always_ready("", groups) == {}
+    assert parse_always_ready("*=1,ping=2", groups) == {"function:ping": 2, "function:catfact": 1, "http": 1}
 
 
 @pytest.mark.parametrize(("raw", "message"), [
