@@ -16,12 +16,12 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import coldstart, hop, ingest, memory, throughput, tracing_overhead
+from bench import coldstart, hop, ingest, memory, scaling, throughput, tracing_overhead
 from bench.common import RESULTS_DIR, Context, Row, format_table, machine, write_json
 from localdev.azurite import Azurite
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (hop, ingest, coldstart, tracing_overhead, memory, throughput)
+    m.NAME: m for m in (hop, ingest, coldstart, tracing_overhead, memory, throughput, scaling)
 }
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     with Azurite() as azurite:
-        ctx = Context(quick=args.quick, azurite=azurite, workdir=workdir)
+        ctx = Context(quick=args.quick, azurite=azurite, workdir=workdir, results_dir=args.json.parent)
         for name in names:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             began = time.monotonic()
