@@ -6,7 +6,10 @@ that answers after 500 ms. One ``!ping`` is sent every 250 ms; after a warm-up a
 "before" window, a burst of ``!catfact`` is sent at once. Measured per mode, in the same run:
 ping latency (emulator dispatch -> the reply's REST request) before vs during the burst,
 the time from the burst to its last reply, catfact's instances over time (plotted), and
-messages never answered or answered twice.
+messages never answered or answered twice. "Function side" is the ping's trace from the
+end of the listener's ``cmd-ping send`` to the end of ``cmd-ping process`` (queue pick-up,
+the function, the reply): the part per-function scaling isolates, without the listener's
+enqueue, which every command shares.
 
 - per-function: ``python -m localdev.scale_controller`` (one group per function, defaults);
 - single host: the same controller with ``--single-host`` (every function in one process).
@@ -28,6 +31,7 @@ from bench.common import Context, HttpStub, Row, median, p99, start_module, wait
 from localdev.discord_emulator import EmulatorThread
 from localdev.scale_controller import READY_PREFIX, read_status
 from localdev.stack import wait_for_line
+from localdev.traces import load_traces
 from shared.queues import queue_client
 from shared.registry import COMMANDS
 
@@ -36,6 +40,8 @@ METRICS = (
     "!ping p50 before burst",
     "!ping p50 during burst",
     "!ping p99 during burst",
+    "!ping function side p50 during burst",
+    "!ping function side p99 during burst",
     "burst drain time",
     "catfact instances, max",
     "messages lost",
@@ -61,6 +67,7 @@ class ModeResult:
     replies: dict[str, list[float]] = field(default_factory=dict)  # message id -> reply request times
     burst_at: float = 0.0
     instances: list[tuple[float, int]] = field(default_factory=list)  # (s since burst, catfact instances)
+    function_side_ms: list[float] = field(default_factory=list)  # pings sent during the burst, from traces
 
     def latencies(self, command: str, phase: str) -> list[float]:
         return [(self.replies[s.id][0] - s.at) * 1000 for s in self.sent
@@ -124,6 +131,17 @@ def _replies(emu: EmulatorThread) -> dict[str, list[float]]:
     return {ref: sorted(ts)[: max(1, outputs.get(ref, 1))] for ref, ts in times.items()}
 
 
+def _function_side(trace_file: Path, ids: set[str]) -> list[float]:
+    """ms from the end of ``cmd-ping send`` to the end of ``cmd-ping process``, for these pings."""
+    out = []
+    for spans in load_traces(trace_file).values():
+        by_name = {s["name"]: s for s in spans}
+        send, process = by_name.get("cmd-ping send"), by_name.get("cmd-ping process")
+        if send and process and process["attributes"].get("discord.message.id") in ids:
+            out.append((process["end_ns"] - send["end_ns"]) / 1e6)
+    return out
+
+
 def _empty_queues(ctx: Context) -> None:
     for spec in COMMANDS.values():
         with suppress(ResourceNotFoundError):
@@ -177,6 +195,8 @@ def _run_mode(ctx: Context, label: str, args: list[str], api_url: str, burst: in
             pinger.halt.set()
             time.sleep(1.0)  # late duplicates would arrive now
             result.replies = _replies(emu)
+            during = {s.id for s in result.sent if s.command == "ping" and s.phase == "during"}
+            result.function_side_ms = _function_side(logs / "traces.jsonl", during)
             if listener is not None:
                 listener.stop()
             controller.stop(30)
@@ -232,9 +252,11 @@ def run(ctx: Context) -> list[Row]:
         row(METRICS[1], lat(split, "during", median), lat(single, "during", median), "ms",
             target="≤ 2x before (isolation)", met=lat(split, "during", median) <= 2 * lat(split, "before", median)),
         row(METRICS[2], lat(split, "during", p99), lat(single, "during", p99), "ms"),
-        row(METRICS[3], split.drain_s, single.drain_s, "s", note=f"{burst} x {API_DELAY_S * 1000:.0f} ms"),
-        row(METRICS[4], most, max((n for _, n in single.instances), default=0), "instances",
+        row(METRICS[3], median(split.function_side_ms), median(single.function_side_ms), "ms"),
+        row(METRICS[4], p99(split.function_side_ms), p99(single.function_side_ms), "ms"),
+        row(METRICS[5], split.drain_s, single.drain_s, "s", note=f"{burst} x {API_DELAY_S * 1000:.0f} ms"),
+        row(METRICS[6], most, max((n for _, n in single.instances), default=0), "instances",
             target="> 1", met=most > 1),
-        row(METRICS[5], split.lost, single.lost, "", target="0", met=split.lost == 0 and single.lost == 0),
-        row(METRICS[6], split.twice, single.twice, "", target="0", met=split.twice == 0 and single.twice == 0),
+        row(METRICS[7], split.lost, single.lost, "", target="0", met=split.lost == 0 and single.lost == 0),
+        row(METRICS[8], split.twice, single.twice, "", target="0", met=split.twice == 0 and single.twice == 0),
     ]
