@@ -22,7 +22,7 @@ from pathlib import Path
 
 from localdev.functions_host.__main__ import load_app
 from localdev.functions_host.hostconfig import load_host_config
-from localdev.scale_controller.controller import READY_PREFIX, ScaleController
+from localdev.scale_controller.controller import ScaleController
 from localdev.scale_controller.groups import index_functions, parse_always_ready, scale_groups, single_group
 from localdev.scale_controller.instances import InstanceSpec
 from localdev.scale_controller.policy import DEFAULT_IDLE_TIMEOUT_S, Policy
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _build(args: argparse.Namespace) -> ScaleController:
+def _build(args: argparse.Namespace) -> tuple[ScaleController, str]:
+    """The controller, and what it runs (for its ready line)."""
     settings = load_settings()
     # Before the app's import sets up telemetry as the function app: decisions are the controller's.
     setup_telemetry(settings, "scale_controller")
@@ -98,19 +99,20 @@ def _build(args: argparse.Namespace) -> ScaleController:
                         all_functions=args.single_host)
     controller = ScaleController(groups, policies, spec, settings.storage, interval_s=args.interval,
                                  status_file=args.status_file)
-    _log.info("%s %s; target %d message(s) per instance (batchSize), at most %d instance(s) per group, "
-              "decisions every %gs, scale to zero after %gs idle", READY_PREFIX,
-              ", ".join(f"{g.label} ({','.join(g.functions)})" for g in groups), host_config.queues.batch_size,
-              max_instances, args.interval, args.idle_timeout)
-    return controller
+    note = (
+        ", ".join(f"{g.label} ({','.join(g.functions)})" for g in groups) + f"; target "
+        f"{host_config.queues.batch_size} message(s) per instance (batchSize), at most {max_instances} instance(s) "
+        f"per group, decisions every {args.interval:g} s, scale to zero after {args.idle_timeout:g} s idle"
+    )
+    return controller, note
 
 
-async def _serve(controller: ScaleController) -> None:
+async def _serve(controller: ScaleController, note: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await controller.run(stop)
+    await controller.run(stop, note)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,14 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     try:
-        controller = _build(args)
+        controller, note = _build(args)
     except SettingsError as exc:
         _log.error("cannot start: %s", exc)
         return 2
     except ImportError as exc:
         _log.error("cannot import %s: %s", args.app, exc)
         return 2
-    asyncio.run(_serve(controller))
+    asyncio.run(_serve(controller, note))
     _log.info("Scale controller stopped")
     return 0
 

@@ -58,13 +58,16 @@ class ScaleController:
         self._lengths: dict[str, int | None] = {}
         self._storage_down = False
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, ready_note: str = "") -> None:
+        """Decide every ``interval_s`` until ``stop`` is set, then stop every instance.
+        Logs :data:`READY_PREFIX` (plus ``ready_note``) once the trigger queues exist."""
         service = async_service_client(self._storage)
         queues = {p.group.name: [service.get_queue_client(q) for q in p.group.queues] for p in self.pools}
         now = time.monotonic()
         self._last_busy = {p.group.name: now for p in self.pools}
         try:
             await self._create_missing([c for clients in queues.values() for c in clients])
+            _log.info("%s %s", READY_PREFIX, ready_note or ", ".join(p.group.label for p in self.pools))
             while not stop.is_set():
                 await self.tick(queues)
                 with contextlib.suppress(TimeoutError):

@@ -103,7 +103,8 @@ def test_scales_to_zero_after_the_idle_timeout_and_back_with_a_cold_start(stack:
     stack.wait_reply(first)
     wait_until(lambda: controller.instances("ping") == 0, 20, "ping to scale to zero")
     wait_until(lambda: not controller.instance_pids(), 20, "the instance process to exit")
-    assert any("scale to zero" in d["app.scale.reason"] for d in controller.decisions("ping"))
+    wait_until(lambda: any("scale to zero" in d["app.scale.reason"] for d in controller.decisions("ping")), 10,
+               "the scale-to-zero decision span")
 
     second = stack.enqueue(stack.envelope("!ping"))
     stack.wait_reply(second)
