@@ -36,11 +36,14 @@ DEFAULT_INTERVAL_S = 1.0
 DEFAULT_MAX_INSTANCES = 4
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+def _number(kind: type[int] | type[float], *, zero_ok: bool = False) -> Callable[[str], int | float]:
     def parse(raw: str) -> int | float:
-        value = kind(raw)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {raw!r}")
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {raw!r}") from None
+        if value < 0 or (value == 0 and not zero_ok):
+            raise argparse.ArgumentTypeError(f"expected a number {'>= 0' if zero_ok else '> 0'}, got {raw!r}")
         return value
 
     return parse
@@ -50,22 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m localdev.scale_controller", description=__doc__)
     parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     parser.add_argument("--host-json", type=Path, default=PROJECT_ROOT / "host.json")
-    parser.add_argument("--max-instances", type=_positive(int), default=DEFAULT_MAX_INSTANCES,
+    parser.add_argument("--max-instances", type=_number(int), default=DEFAULT_MAX_INSTANCES,
                         help=f"instances per function at most (default {DEFAULT_MAX_INSTANCES})")
-    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S,
+    parser.add_argument("--idle-timeout", type=_number(float, zero_ok=True), default=DEFAULT_IDLE_TIMEOUT_S,
                         help=f"seconds without messages before a function scales to zero "
                              f"(default {DEFAULT_IDLE_TIMEOUT_S:.0f}, as Flex Consumption)")
     parser.add_argument("--always-ready", default="", metavar="NAME=N[,NAME=N...]",
                         help="instances kept per group even when idle: ping=1,help=1 (or http=1; *=1 every group)")
-    parser.add_argument("--interval", type=_positive(float), default=DEFAULT_INTERVAL_S,
+    parser.add_argument("--interval", type=_number(float), default=DEFAULT_INTERVAL_S,
                         help=f"seconds between scaling decisions (default {DEFAULT_INTERVAL_S:g})")
     parser.add_argument("--single-host", action="store_true",
                         help="one instance running every function (scale 0..1), as before per-function scaling")
     parser.add_argument("--log-dir", type=Path, default=PROJECT_ROOT / ".localdev" / "instances",
                         help="one log file per instance (default .localdev/instances)")
     parser.add_argument("--status-file", type=Path, default=None, help="JSON with the instances per group")
-    parser.add_argument("--drain-timeout", type=float, default=10.0, help="each instance's drain at scale-in")
-    parser.add_argument("--lease-seconds", type=_positive(int), default=None,
+    parser.add_argument("--drain-timeout", type=_number(float, zero_ok=True), default=10.0,
+                        help="seconds each instance waits for in-flight work when stopped")
+    parser.add_argument("--lease-seconds", type=_number(int), default=None,
                         help="passed to each instance (tests shorten it to see a killed instance's messages return)")
     return parser
 
