@@ -23,7 +23,7 @@ from pathlib import Path
 from localdev.functions_host.__main__ import load_app
 from localdev.functions_host.hostconfig import load_host_config
 from localdev.scale_controller.controller import ScaleController
-from localdev.scale_controller.groups import index_functions, parse_always_ready, scale_groups, single_group
+from localdev.scale_controller.groups import ScaleGroup, index_functions, parse_always_ready, scale_groups, single_group
 from localdev.scale_controller.instances import InstanceSpec
 from localdev.scale_controller.policy import DEFAULT_IDLE_TIMEOUT_S, Policy
 from shared.errors import SettingsError
@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _policy(group: ScaleGroup, batch_size: int, max_instances: int, idle_timeout: float, ready: int) -> Policy:
+    if not group.queues:
+        # HTTP (or any load the controller cannot measure): one instance, always, on the one local
+        # HTTP port; Flex Consumption would scale it on concurrent requests.
+        return Policy(target_per_instance=batch_size, max_instances=1, idle_timeout_s=idle_timeout, always_ready=1)
+    return Policy(target_per_instance=batch_size, max_instances=max_instances, idle_timeout_s=idle_timeout,
+                  always_ready=ready)
+
+
 def _build(args: argparse.Namespace) -> tuple[ScaleController, str]:
     """The controller, and what it runs (for its ready line)."""
     settings = load_settings()
@@ -84,16 +93,8 @@ def _build(args: argparse.Namespace) -> tuple[ScaleController, str]:
     groups = single_group(functions) if args.single_host else scale_groups(functions)
     always_ready = parse_always_ready(args.always_ready, groups)
     max_instances = 1 if args.single_host else args.max_instances
-    policies = {
-        g.name: Policy(
-            target_per_instance=host_config.queues.batch_size,
-            max_instances=max_instances,
-            idle_timeout_s=args.idle_timeout,
-            # A group without a queue (HTTP) has no load the controller can see: keep one instance.
-            always_ready=always_ready.get(g.name, 0) if g.queues else max(1, always_ready.get(g.name, 0)),
-        )
-        for g in groups
-    }
+    policies = {g.name: _policy(g, host_config.queues.batch_size, max_instances, args.idle_timeout,
+                                always_ready.get(g.name, 0)) for g in groups}
     host_args = ["--app", args.app, "--host-json", str(args.host_json), "--drain-timeout", str(args.drain_timeout)]
     if args.lease_seconds:
         host_args += ["--lease-seconds", str(args.lease_seconds)]
