@@ -1,7 +1,8 @@
 """The decision loop: measure each group's queues, decide, start or stop instances, record why.
 
 Every ``interval_s`` the controller reads each group's queue length, replaces instances
-that died, and applies :func:`~localdev.scale_controller.policy.decide`. A change is logged
+that died (after a back-off when they die at start-up), and applies
+:func:`~localdev.scale_controller.policy.decide`. A change is logged
 (group, queue length, instances before -> after, reason) and recorded as a
 ``scale.decision`` span in the same sink as the bot's traces, so it can be queried next to
 the commands it affected. The current counts go to a small JSON status file for the prompt.
@@ -100,14 +101,13 @@ class ScaleController:
         for pool, length in zip(self.pools, lengths, strict=True):
             name = pool.group.name
             self._lengths[name] = length
-            for dead, code in pool.reap():
-                replacement = pool.start(1)[0]
-                self._record(pool, length, Decision(len(pool), len(pool),
-                                                   f"instance {dead.id} exited (code {code}): replaced by "
-                                                   f"{replacement.id}"))
+            for dead, code in pool.reap(now):
+                self._replace(pool, length, dead.id, code, now)
             if length:
                 self._last_busy[name] = now
             decision = decide(self.policies[name], len(pool), length, now - self._last_busy[name])
+            if decision.after > decision.before and now < pool.hold_until:
+                continue  # crashing at start-up: try again once the hold has passed
             if decision.changed:
                 if decision.after > decision.before:
                     changed = pool.start(decision.after - decision.before)
@@ -115,6 +115,17 @@ class ScaleController:
                     changed = pool.stop(decision.before - decision.after)
                 self._record(pool, length, decision, [i.id for i in changed])
         self._write_status()
+
+    def _replace(self, pool: InstancePool, length: int | None, dead: str, code: int | None, now: float) -> None:
+        before = len(pool) + 1
+        if now < pool.hold_until:
+            reason = f"instance {dead} exited (code {code}) soon after starting: next start in " \
+                     f"{pool.hold_until - now:.0f} s"
+            self._record(pool, length, Decision(before, len(pool), reason))
+            return
+        new = pool.start(1)[0]
+        self._record(pool, length, Decision(before, len(pool), f"instance {dead} exited (code {code}): replaced"),
+                     [new.id])
 
     async def _length(self, clients: Sequence[QueueClient]) -> int | None:
         """Messages waiting or in flight across the group's queues; None when unknown."""

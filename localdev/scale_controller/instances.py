@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ INSTANCE_ID_SETTING = "WEBSITE_INSTANCE_ID"
 # On Azure every instance is its own machine; here they share the cores with the listener and
 # Azurite. A lower CPU priority keeps a burst of cold starts from starving the front door.
 INSTANCE_NICE = 10
+CRASH_LOOP_S = 10.0  # an instance dying younger than this is crashing at start-up
+MAX_HOLD_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,7 @@ class Instance:
     def __init__(self, instance_id: str, child: Child) -> None:
         self.id = instance_id
         self.child = child
-
-    @property
-    def pid(self) -> int | None:
-        return self.child.proc.pid if self.child.proc else None
+        self.started = time.monotonic()
 
 
 class InstancePool:
@@ -53,6 +53,8 @@ class InstancePool:
         self._seq = 0
         self.instances: list[Instance] = []
         self._stopping: set[asyncio.Task[int | None]] = set()
+        self._crash_streak = 0
+        self.hold_until = 0.0  # monotonic: no instance is started before this (crash-loop backoff)
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -90,12 +92,21 @@ class InstancePool:
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
-    def reap(self) -> list[tuple[Instance, int | None]]:
-        """Instances that exited without being asked to (crashed or killed), with their exit codes."""
-        dead = [i for i in self.instances if not i.child.running]
-        for instance in dead:
+    def reap(self, now: float) -> list[tuple[Instance, int | None]]:
+        """Instances that exited without being asked to (crashed or killed), with their exit codes.
+
+        One that fails (exits non-zero by itself) within :data:`CRASH_LOOP_S` of starting holds the
+        group's next start back, doubling up to :data:`MAX_HOLD_S`, so an instance that cannot start
+        is not respawned every tick. One killed by a signal is replaced at once."""
+        dead = [(i, i.child.proc.returncode if i.child.proc else None) for i in self.instances if not i.child.running]
+        for instance, code in dead:
             self.instances.remove(instance)
-        return [(i, i.child.proc.returncode if i.child.proc else None) for i in dead]
+            if code is not None and code > 0 and now - instance.started < CRASH_LOOP_S:  # not killed: failed
+                self._crash_streak += 1
+                self.hold_until = now + min(2.0**self._crash_streak, MAX_HOLD_S)
+            else:
+                self._crash_streak = 0
+        return dead
 
     async def stop_all(self) -> None:
         """Every instance at once (SIGTERM to all, then wait), and any still draining."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 
 from localdev.azurite import Azurite
-from localdev.scale_controller import DECISION_SPAN, READY_PREFIX, read_status
+from localdev.scale_controller import DECISION_SPAN, READY_PREFIX, ScaleGroup, read_status
+from localdev.scale_controller.instances import InstancePool, InstanceSpec
 from localdev.stack import Child
 from tests.reliability.harness import CREATE_MESSAGE, Stack, running_stack, wait_until
 
@@ -160,3 +162,22 @@ def _state(pid: int) -> str:
         return "zombie" if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z" else "alive"
     except OSError:
         return "gone"
+
+
+
+def test_an_instance_that_cannot_start_holds_its_group_back_longer_each_time(tmp_path: Path) -> None:
+    group = ScaleGroup("function:ping", ("ping",), ("cmd-ping",))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AzureWebJobsStorage")}
+    spec = InstanceSpec([], env, tmp_path, stop_timeout_s=5)  # no storage setting: exits 2 at start-up
+    pool = InstancePool(group, spec)
+    holds = []
+    for _ in range(2):
+        [instance] = pool.start(1)
+        assert instance.child.proc is not None
+        instance.child.proc.wait(30)
+        now = time.monotonic()
+        [(dead, code)] = pool.reap(now)
+        assert dead is instance and code == 2 and len(pool) == 0
+        holds.append(pool.hold_until - now)
+    assert holds == [2.0, 4.0]
+    assert "cannot start: AzureWebJobsStorage: required" in (tmp_path / f"{instance.id}.log").read_text()
