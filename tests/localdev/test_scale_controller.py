@@ -165,10 +165,12 @@ def _state(pid: int) -> str:
 
 
 
-def test_an_instance_that_cannot_start_holds_its_group_back_longer_each_time(tmp_path: Path) -> None:
+def test_an_instance_that_cannot_start_holds_its_group_back_longer_each_time(azurite: Azurite, tmp_path: Path) -> None:
     group = ScaleGroup("function:ping", ("ping",), ("cmd-ping",))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AzureWebJobsStorage")}
-    spec = InstanceSpec([], env, tmp_path, stop_timeout_s=5)  # no storage setting: exits 2 at start-up
+    bad = tmp_path / "host.json"
+    bad.write_text("{not json")
+    env = {**os.environ, "AzureWebJobsStorage": azurite.connection_string}
+    spec = InstanceSpec(["--host-json", str(bad)], env, tmp_path, stop_timeout_s=5)  # exits 2 at start-up
     pool = InstancePool(group, spec)
     holds = []
     for _ in range(2):
@@ -180,4 +182,4 @@ def test_an_instance_that_cannot_start_holds_its_group_back_longer_each_time(tmp
         assert dead is instance and code == 2 and len(pool) == 0
         holds.append(pool.hold_until - now)
     assert holds == [2.0, 4.0]
-    assert "cannot start: AzureWebJobsStorage: required" in (tmp_path / f"{instance.id}.log").read_text()
+    assert "cannot start: host.json: not valid JSON" in (tmp_path / f"{instance.id}.log").read_text()
