@@ -33,7 +33,8 @@ def scale_line(status_file: Path | None) -> str:
     if counts is None:
         return "instances: (no scale controller status yet)"
     running = [f"{name} {n}" for name, n in sorted(counts.items()) if n]
-    return "instances: " + (", ".join(running) if running else "none") + (" (others 0)" if running else "")
+    rest = " (others 0)" if running and len(running) < len(counts) else ""
+    return "instances: " + (", ".join(running) if running else "none") + rest
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop, out: asyncio.Queue[str | None]) -> None:
