@@ -115,7 +115,7 @@ class Pinger(threading.Thread):
 
 
 def _replies(emu: EmulatorThread) -> dict[str, list[float]]:
-    """Message id -> times of the bot's successful replies to it, and bot messages per id (for duplicates)."""
+    """Message id -> the times of the bot's replies to it (one per reply message the emulator kept)."""
     times: dict[str, list[float]] = {}
     for request in list(emu.requests):
         body = request.json if isinstance(request.json, dict) else {}
