@@ -2,11 +2,12 @@
 
 Starts Azurite, the listener and the function app under the local scale controller; with
 no DISCORD_TOKEN it also runs the Discord emulator and a chat prompt where you type
-``!ping`` as a user. Each function scales on its own like on Flex Consumption: an instance
-starts when a command is waiting (so it pays, and shows, a real cold start), more start
-under load, and they stop after an idle period. ``--single-host`` runs every function in
-one host process instead (still from zero). Prints where everything is; Ctrl-C / SIGTERM
-stops all of it, leaving nothing running.
+``!ping`` as a user. ``--shards N`` runs N listener processes, one shard each (the emulator
+then has a guild per shard; the prompt's ``:guild`` switches between them). Each function
+scales on its own like on Flex Consumption: an instance starts when a command is waiting
+(so it pays, and shows, a real cold start), more start under load, and they stop after an
+idle period. ``--single-host`` runs every function in one host process instead (still from
+zero). Prints where everything is; Ctrl-C / SIGTERM stops all of it, leaving nothing running.
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ from shared.telemetry_exporters import DEFAULT_TRACE_FILE
 RUN_DIR = PROJECT_ROOT / ".localdev"
 CONTROLLER_LOG, LISTENER_LOG = RUN_DIR / "scale_controller.log", RUN_DIR / "listener.log"
 INSTANCE_LOGS, SCALE_STATUS = RUN_DIR / "instances", RUN_DIR / "scale.json"
+
+
+def _listener_logs(shards: int) -> list[Path]:
+    return [LISTENER_LOG] if shards == 1 else [RUN_DIR / f"listener-{i}.log" for i in range(shards)]
+
+
+def _start_listeners(env: dict[str, str], shards: int) -> list[Child]:
+    """One listener, or one per shard (DISCORD_SHARD_COUNT=N, DISCORD_SHARD_IDS=i) with its own log."""
+    if shards == 1:
+        return [Child("listener", "gateway_listener", child_env(env), LISTENER_LOG).start()]
+    return [Child(f"listener-{i}", "gateway_listener",
+                  child_env({**env, "DISCORD_SHARD_COUNT": str(shards), "DISCORD_SHARD_IDS": str(i)}), log).start()
+            for i, log in enumerate(_listener_logs(shards))]
 
 
 def _trace_file(settings: Settings) -> Path | None:
@@ -64,11 +78,13 @@ async def run(args: argparse.Namespace) -> int:
         if settings.discord_token is None:
             from localdev.discord_emulator import DiscordEmulator
 
-            emulator = await stack.enter_async_context(DiscordEmulator(port=args.emulator_port))
+            emulator = await stack.enter_async_context(DiscordEmulator(
+                port=args.emulator_port, shard_count=args.shards, guild_count=args.shards))
             env.update(DISCORD_TOKEN=emulator.token, DISCORD_API_BASE_URL=emulator.api_url,
                        DISCORD_GATEWAY_URL=emulator.gateway_url)
 
-        for log in (CONTROLLER_LOG, LISTENER_LOG):
+        listener_logs = _listener_logs(args.shards)
+        for log in (CONTROLLER_LOG, *listener_logs):
             log.write_bytes(b"")
         for old in [SCALE_STATUS, *INSTANCE_LOGS.glob("*.log")]:
             old.unlink(missing_ok=True)  # this run's instances only
@@ -80,8 +96,8 @@ async def run(args: argparse.Namespace) -> int:
         if not await asyncio.to_thread(wait_for_line, CONTROLLER_LOG, READY_PREFIX, 60, controller):
             print(f"The scale controller did not start: see {CONTROLLER_LOG}", file=sys.stderr)
             return 1
-        listener = Child("listener", "gateway_listener", child_env(env), LISTENER_LOG).start()
-        stack.callback(listener.stop)
+        for listener in _start_listeners(env, args.shards):
+            stack.callback(listener.stop)
         stack.callback(print, "Stopping...", flush=True)  # last in, so printed first on the way out
 
         print(f"Azurite queues   {azurite.queue_endpoint}")
@@ -89,13 +105,16 @@ async def run(args: argparse.Namespace) -> int:
             print(f"Discord emulator {emulator.base_url} (REST {emulator.api_url}, gateway {emulator.gateway_url})")
             print(f"                 guild {emulator.guild_id}, you = user {emulator.human_user_id} "
                   "(ids for feature_flags.example.json)")
+            if args.shards > 1:
+                for guild in emulator.guilds:
+                    print(f"                 {guild['name']} ({guild['id']}) is on shard {guild['shard']}")
         if not args.live_apis:
             print("External APIs    local stand-ins for catfact, Scryfall, relationships (--live-apis: real ones)")
         print("Functions        " + ("one host for every function" if args.single_host else
                                      "each function scales on its own (--single-host: one host)")
               + f", from zero; idle {args.idle_timeout:g} s -> zero"
               + (" (--always-on: one instance kept)" if args.always_on else ""))
-        print(f"Logs             {CONTROLLER_LOG}, {INSTANCE_LOGS}/, {LISTENER_LOG}")
+        print(f"Logs             {CONTROLLER_LOG}, {INSTANCE_LOGS}/, {', '.join(map(str, listener_logs))}")
         print(f"Traces           {trace_file or 'exported (OTLP / Azure Monitor)'}"
               + ("  (python -m localdev.traces)" if trace_file else ""), flush=True)
         if emulator is None:
@@ -103,9 +122,9 @@ async def run(args: argparse.Namespace) -> int:
             await stop.wait()
             return 0
         try:
-            await emulator.wait_until_identified(timeout=60)
+            await emulator.wait_until_ready_count(args.shards, timeout=60)  # every shard identified
         except TimeoutError:
-            print(f"The listener did not connect: see {LISTENER_LOG}", file=sys.stderr)
+            print(f"The listener did not connect: see {', '.join(map(str, listener_logs))}", file=sys.stderr)
             return 1
         from localdev.prompt import run_prompt
 
@@ -123,6 +142,12 @@ def _controller_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localdev", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--azurite-port", type=int, default=0, help="queue port (default: a free one)")
@@ -135,6 +160,8 @@ def main() -> int:
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S,
                         help=f"seconds without commands before a function scales to zero "
                              f"(default {DEFAULT_IDLE_TIMEOUT_S:g}, as Flex Consumption)")
+    parser.add_argument("--shards", type=_positive, default=1,
+                        help="run N listener processes, one gateway shard each (default 1: one listener)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -26,11 +26,13 @@ SERVICE_NAMES: Mapping[str, str] = {
     "functions": "discord-bot-functions",
     "scale_controller": "discord-bot-scale-controller",  # localdev's stand-in for the platform's
 }
+SHARD_FIELD = "discord.shard.id"  # the listener's gateway shard: travels as baggage, not as an envelope field
 TRACE_FIELDS: tuple[str, ...] = (
     "app.command",
     "discord.guild.id",
     "discord.channel.id",
     "discord.author.id",
+    SHARD_FIELD,
     "SampleRate",
 )
 
