@@ -13,7 +13,6 @@ from shared.settings import Settings
 
 _log = logging.getLogger("gateway_listener")
 
-DRAIN_TIMEOUT_S = 5.0  # bound on sending what is still buffered at SIGTERM
 # Gateway close codes that are a settings problem: one line naming the setting, exit 2.
 FATAL_CLOSE_CODES = {
     4010: "DISCORD_SHARD_IDS/DISCORD_SHARD_COUNT: Discord rejected the shard (close 4010, invalid shard)",
@@ -50,7 +49,7 @@ async def run(settings: Settings, listener: ListenerSettings | None = None) -> N
             await bot.close()
             await asyncio.gather(runner, return_exceptions=True)
     finally:
-        await enqueuer.close(drain_timeout=DRAIN_TIMEOUT_S)
+        await enqueuer.close(drain_timeout=listener.drain_timeout_s)
 
 
 def main() -> int:

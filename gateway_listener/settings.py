@@ -42,6 +42,9 @@ class ListenerSettings:
     shards: ShardPlan = ShardPlan()
     health_port: int | None = None  # None: no health server
     health_host: str = "127.0.0.1"
+    # How long SIGTERM waits for buffered envelopes to reach storage; keep it inside the
+    # host's grace period (Container Apps and Kubernetes give 30 s by default).
+    drain_timeout_s: float = 5.0
 
 
 def parse_shard_count(raw: str) -> int | None:
@@ -101,9 +104,23 @@ def _port(values: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+def _drain_timeout(values: Mapping[str, str]) -> float:
+    raw = values.get("LISTENER_DRAIN_TIMEOUT", "").strip()
+    if not raw:
+        return ListenerSettings.drain_timeout_s
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 300:
+        raise SettingsError(f"LISTENER_DRAIN_TIMEOUT: expected seconds between 0 and 300, got {raw!r}")
+    return seconds
+
+
 def load_listener_settings(environ: Mapping[str, str] | None = None, root: Path = PROJECT_ROOT) -> ListenerSettings:
     values = setting_values(environ, root)
     host = values.get("LISTENER_HEALTH_HOST", "").strip() or "127.0.0.1"
     if any(c.isspace() or c in "/?#" for c in host):
         raise SettingsError(f"LISTENER_HEALTH_HOST: expected a host name or IP address, got {host!r}")
-    return ListenerSettings(shards=_shard_plan(values), health_port=_port(values), health_host=host)
+    return ListenerSettings(shards=_shard_plan(values), health_port=_port(values), health_host=host,
+                            drain_timeout_s=_drain_timeout(values))

@@ -29,6 +29,7 @@ CASES = [
     ("gateway_listener", {"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "3-1"}, "DISCORD_SHARD_IDS"),
     ("gateway_listener", {"DISCORD_SHARD_IDS": "0"}, "DISCORD_SHARD_IDS"),
     ("gateway_listener", {"LISTENER_HEALTH_PORT": "http"}, "LISTENER_HEALTH_PORT"),
+    ("gateway_listener", {"LISTENER_DRAIN_TIMEOUT": "forever"}, "LISTENER_DRAIN_TIMEOUT"),
     ("localdev.functions_host", {"AzureWebJobsStorage": None}, "AzureWebJobsStorage"),
     ("localdev.functions_host", {"OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG"),
     ("localdev.functions_host", {"BOT_PREFIX": "a b"}, "BOT_PREFIX"),
