@@ -75,6 +75,7 @@ def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path:
     assert len(children) >= 4, "localdev should have started Azurite, the listener, the scale controller " \
                                "and a ping instance"
     assert "bot> pong" in text
+    assert text.index("bot is typing…") < text.index("bot> pong")  # instant feedback, then the reply
     assert "instances: ping 1 (others 0)" in text  # ping scaled out from zero on its own
     for span in ("discord.command", "cmd-ping send", "cmd-ping process", "queue.wait", "cold_start"):
         assert span in text
