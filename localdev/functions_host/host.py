@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -37,6 +38,17 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         _log.error("%s stopped unexpectedly", task.get_name(), exc_info=exc)
 
 
+def _selected(names: list[str], only: Collection[str] | None) -> set[str]:
+    """The function names this host runs: all of them, or ``only`` (each must exist)."""
+    if only is None:
+        return set(names)
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+        raise SettingsError(f"--functions: no queue- or HTTP-triggered function {', '.join(unknown)} "
+                            f"(the app has: {', '.join(names)})")
+    return set(only)
+
+
 class FunctionsHost:
     def __init__(
         self,
@@ -47,20 +59,24 @@ class FunctionsHost:
         drain_timeout: float = 10.0,
         max_threads: int | None = None,
         lease: timedelta = LEASE,
+        only: Collection[str] | None = None,
     ) -> None:
         """Index ``app`` now (``get_functions()`` can run only once per app). Raises SettingsError
         for a trigger whose connection is not ``AzureWebJobsStorage``.
 
         ``drain_timeout``: seconds to wait for in-flight invocations at stop. ``max_threads``: the
         pool for sync functions (default: Python's). ``lease``: how long a received message stays
-        invisible between renewals while its function runs."""
+        invisible between renewals while its function runs. ``only``: run just these functions
+        (one scale controller instance); a name the app does not have raises SettingsError."""
         self.settings = settings
         self.config = host_config
         self.drain_timeout = drain_timeout
         self.lease = lease
         indexed = app.get_functions()
-        self.functions: list[QueueFunction] = queue_functions(indexed)
-        self.http_functions: list[HttpFunction] = http_functions(indexed)
+        queued, served = queue_functions(indexed), http_functions(indexed)
+        names = _selected([f.name for f in queued] + [f.name for f in served], only)
+        self.functions: list[QueueFunction] = [f for f in queued if f.name in names]
+        self.http_functions: list[HttpFunction] = [f for f in served if f.name in names]
         for f in self.functions:
             if f.connection != DEFAULT_CONNECTION:
                 raise SettingsError(
