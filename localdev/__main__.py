@@ -95,7 +95,7 @@ async def run(args: argparse.Namespace) -> int:
                        DISCORD_GATEWAY_URL=emulator.gateway_url, DISCORD_PUBLIC_KEY=emulator.public_key)
         endpoint = f"http://127.0.0.1:{settings.functions_http_port}/api/interactions"
         # The http group's one instance listens on FUNCTIONS_HTTP_PORT; with the gateway it is not
-        # the ingress, so it takes any free port rather than collide with something on 7071.
+        # the ingress (and runs only with --single-host), so it takes any free port.
         env["FUNCTIONS_HTTP_PORT"] = str(settings.functions_http_port if args.http_interactions else 0)
 
         listener_logs = _listener_logs(args.shards)
@@ -179,8 +179,11 @@ def _controller_args(args: argparse.Namespace) -> list[str]:
            "--log-dir", str(INSTANCE_LOGS)]
     if args.single_host:
         out.append("--single-host")
-    if args.always_on:
-        out += ["--always-ready", "*=1"]
+    ready = ["*=1"] if args.always_on else []
+    if not args.http_interactions and not args.single_host:
+        ready.append("http=0")  # with the gateway, nothing calls the interactions endpoint
+    if ready:
+        out += ["--always-ready", ",".join(ready)]
     return out
 
 

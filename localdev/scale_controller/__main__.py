@@ -74,13 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _policy(group: ScaleGroup, batch_size: int, max_instances: int, idle_timeout: float, ready: int) -> Policy:
+def _policy(group: ScaleGroup, batch_size: int, max_instances: int, idle_timeout: float,
+            ready: int | None) -> Policy:
     if not group.queues:
-        # HTTP (or any load the controller cannot measure): one instance, always, on the one local
-        # HTTP port; Flex Consumption would scale it on concurrent requests.
-        return Policy(target_per_instance=batch_size, max_instances=1, idle_timeout_s=idle_timeout, always_ready=1)
+        # HTTP (or any load the controller cannot measure): one instance, always (unless told
+        # ``http=0``: nothing calls it), on the one local HTTP port (FUNCTIONS_HTTP_PORT); Flex
+        # Consumption would scale it on concurrent requests.
+        return Policy(target_per_instance=batch_size, max_instances=1, idle_timeout_s=idle_timeout,
+                      always_ready=1 if ready is None else min(ready, 1))
     return Policy(target_per_instance=batch_size, max_instances=max_instances, idle_timeout_s=idle_timeout,
-                  always_ready=ready)
+                  always_ready=ready or 0)
 
 
 def _build(args: argparse.Namespace) -> tuple[ScaleController, str]:
@@ -94,7 +97,7 @@ def _build(args: argparse.Namespace) -> tuple[ScaleController, str]:
     always_ready = parse_always_ready(args.always_ready, groups)
     max_instances = 1 if args.single_host else args.max_instances
     policies = {g.name: _policy(g, host_config.queues.batch_size, max_instances, args.idle_timeout,
-                                always_ready.get(g.name, 0)) for g in groups}
+                                always_ready.get(g.name)) for g in groups}
     host_args = ["--app", args.app, "--host-json", str(args.host_json), "--drain-timeout", str(args.drain_timeout)]
     if args.lease_seconds:
         host_args += ["--lease-seconds", str(args.lease_seconds)]

@@ -25,7 +25,8 @@ from tests.reliability.harness import CREATE_MESSAGE, Stack, running_stack, wait
 
 pytestmark = pytest.mark.e2e
 
-FAST = ["--interval", "0.2", "--drain-timeout", "3"]
+# http=0: these tests are about queue groups; the app's interactions endpoint (the http group) idles.
+FAST = ["--interval", "0.2", "--drain-timeout", "3", "--always-ready", "http=0"]
 
 
 @pytest.fixture
@@ -144,7 +145,7 @@ def test_a_killed_instance_is_replaced_and_its_messages_are_not_lost(stack: Stac
 
 
 def test_sigterm_stops_every_instance_and_leaves_nothing_running(stack: Stack) -> None:
-    controller = Controller(stack, ["--always-ready", "ping=1,help=2"])
+    controller = Controller(stack, ["--always-ready", "ping=1,help=2,http=0"])
     wait_until(lambda: len(controller.instance_pids()) == 3, 30, "three always-ready instances")
     pids = list(controller.instance_pids().values())
     wait_until(lambda: sum(1 for p in stack.tmp.joinpath("instances").glob("*.log")
