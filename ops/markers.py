@@ -204,7 +204,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 from azure.identity import DefaultAzureCredential
 
                 credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-            print(f"app insights: annotation {post_annotation(marker, settings, http, credential)} for {marker.version}")
+            annotation = post_annotation(marker, settings, http, credential)
+            print(f"app insights: annotation {annotation} for {marker.version}")
     except MarkerError as exc:
         print(f"ops.markers: {exc}", file=sys.stderr)
         return exc.exit_code

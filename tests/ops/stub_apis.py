@@ -49,7 +49,9 @@ def _handler(stub: StubApis) -> type[BaseHTTPRequestHandler]:
                                           {k.lower(): v for k, v in self.headers.items()}, body))
             status = stub.answer(parts.path)
             if status >= 300:
-                payload: Any = {"error": "refused", "headers": dict(self.headers)} if stub.echo_headers else {"error": "refused"}
+                payload: Any = {"error": "refused"}
+                if stub.echo_headers:
+                    payload["headers"] = dict(self.headers)
             elif parts.path.startswith("/1/markers/"):
                 payload = {"id": "mk-1", **(body or {})}
             else:

@@ -146,7 +146,8 @@ def test_local_alone_calls_no_api(stub: StubApis, tmp_path: Path, monkeypatch: p
     default = tmp_path / "default" / "markers.jsonl"
     monkeypatch.setattr(markers, "DEFAULT_LOCAL_FILE", default)
     before = time.time_ns()
-    assert markers.main(["--version", "v10", "--local"], env_for(stub, APPLICATIONINSIGHTS_RESOURCE_ID=RESOURCE_ID)) == 0
+    with_accounts = env_for(stub, APPLICATIONINSIGHTS_RESOURCE_ID=RESOURCE_ID)
+    assert markers.main(["--version", "v10", "--local"], with_accounts) == 0
     assert markers.main(["--version", "v11", "--local", "--url", "https://x.example"], {}) == 0
     assert stub.requests == []
     first, second = (json.loads(line) for line in default.read_text().splitlines())
@@ -158,8 +159,9 @@ def test_local_alone_calls_no_api(stub: StubApis, tmp_path: Path, monkeypatch: p
 
 def test_local_file_from_flag_or_environment(stub: StubApis, tmp_path: Path) -> None:
     flag, env_file = tmp_path / "flag.jsonl", tmp_path / "env.jsonl"
-    assert markers.main(["--version", "a", "--local", "--local-file", str(flag)], {"LOCAL_MARKERS_FILE": str(env_file)}) == 0
-    assert markers.main(["--version", "b", "--local"], {"LOCAL_MARKERS_FILE": str(env_file)}) == 0
+    env = {"LOCAL_MARKERS_FILE": str(env_file)}
+    assert markers.main(["--version", "a", "--local", "--local-file", str(flag)], env) == 0
+    assert markers.main(["--version", "b", "--local"], env) == 0
     assert [json.loads(x)["version"] for x in flag.read_text().splitlines()] == ["a"]
     assert [json.loads(x)["version"] for x in env_file.read_text().splitlines()] == ["b"]
     # A local file without --local: recorded locally and posted.
