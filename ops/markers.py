@@ -174,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--message", help="marker text (default: 'deploy <version>')")
     p.add_argument("--local", action="store_true",
                    help="record in the local markers file only; no account, no API call")
+    p.add_argument("--no-honeycomb", action="store_true",
+                   help="post only the Application Insights annotation (no HONEYCOMB_CONFIG_KEY needed)")
     p.add_argument("--local-file", type=Path,
                    help="local markers file (env LOCAL_MARKERS_FILE; default .localdev/markers.jsonl)")
     return p
@@ -197,13 +199,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(f"local: marker recorded in {record_local(marker, local_file)}")
         if args.local:
             return 0
+        if args.no_honeycomb and not settings.appinsights_resource_id:
+            raise MarkerError("--no-honeycomb: APPLICATIONINSIGHTS_RESOURCE_ID is not set either: nothing to post", 2)
         http = session or requests.Session()
-        print(f"honeycomb: marker {post_honeycomb(marker, settings, http)} for {marker.version}")
+        if not args.no_honeycomb:
+            print(f"honeycomb: marker {post_honeycomb(marker, settings, http)} for {marker.version}")
         if settings.appinsights_resource_id:
             if credential is None:
-                from azure.identity import DefaultAzureCredential
+                # A service principal from the environment, or the az CLI's sign-in (az login
+                # locally, azure/login with OIDC in the pipeline). No managed-identity probe:
+                # this runs on laptops and CI runners, not in Azure.
+                from azure.identity import AzureCliCredential, ChainedTokenCredential, EnvironmentCredential
 
-                credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+                credential = ChainedTokenCredential(EnvironmentCredential(), AzureCliCredential())
             annotation = post_annotation(marker, settings, http, credential)
             print(f"app insights: annotation {annotation} for {marker.version}")
     except MarkerError as exc:

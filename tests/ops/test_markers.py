@@ -178,3 +178,11 @@ def test_command_line_entry_point(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "ops.markers", "--version", "cli"],
                              env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_annotation_only(stub: StubApis, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"AZURE_RESOURCE_MANAGER_ENDPOINT": stub.url, "APPLICATIONINSIGHTS_RESOURCE_ID": RESOURCE_ID}
+    assert markers.main(["--version", "v12", "--no-honeycomb"], env, credential=FakeCredential()) == 0
+    assert [r.method for r in stub.requests] == ["PUT"]
+    assert markers.main(["--version", "v12", "--no-honeycomb"], {}) == 2
+    assert "nothing to post" in capsys.readouterr().err
