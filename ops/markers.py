@@ -23,26 +23,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
+from ops.api import ALL_DATASETS, HONEYCOMB_ENDPOINT, ApiError, endpoint, missing_honeycomb_key, send
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCAL_FILE = PROJECT_ROOT / ".localdev" / "markers.jsonl"
-HONEYCOMB_ENDPOINT = "https://api.honeycomb.io"
-ALL_DATASETS = "__all__"
 ARM_ENDPOINT = "https://management.azure.com"
 ANNOTATIONS_API_VERSION = "2015-05-01"
-TIMEOUT_S = 10.0
 MARKER_TYPE = "deploy"
-
-
-class MarkerError(Exception):
-    """One line for the user; ``exit_code`` 2 = settings, 1 = an API refused or failed."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class TokenCredential(Protocol):
@@ -76,26 +67,18 @@ class MarkerSettings:
         return f"MarkerSettings(endpoint={self.honeycomb_endpoint!r}, dataset={self.honeycomb_dataset!r}, ...)"
 
 
-def _endpoint(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name, "").strip() or default
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise MarkerError(f"{name}: expected an http(s) URL like {default} (value not shown)", 2)
-    return raw.rstrip("/")
-
-
 def load_settings(env: Mapping[str, str]) -> MarkerSettings:
     resource_id = env.get("APPLICATIONINSIGHTS_RESOURCE_ID", "").strip() or None
     if resource_id and "/providers/microsoft.insights/components/" not in resource_id.lower():
-        raise MarkerError("APPLICATIONINSIGHTS_RESOURCE_ID: expected /subscriptions/.../providers/"
+        raise ApiError("APPLICATIONINSIGHTS_RESOURCE_ID: expected /subscriptions/.../providers/"
                           "Microsoft.Insights/components/<name> (az monitor app-insights component show --query id)", 2)
     local = env.get("LOCAL_MARKERS_FILE", "").strip()
     return MarkerSettings(
         honeycomb_key=env.get("HONEYCOMB_CONFIG_KEY", "").strip() or None,
-        honeycomb_endpoint=_endpoint(env, "HONEYCOMB_API_ENDPOINT", HONEYCOMB_ENDPOINT),
+        honeycomb_endpoint=endpoint(env, "HONEYCOMB_API_ENDPOINT", HONEYCOMB_ENDPOINT),
         honeycomb_dataset=env.get("HONEYCOMB_DATASET", "").strip() or ALL_DATASETS,
         appinsights_resource_id=resource_id.rstrip("/") if resource_id else None,
-        arm_endpoint=_endpoint(env, "AZURE_RESOURCE_MANAGER_ENDPOINT", ARM_ENDPOINT),
+        arm_endpoint=endpoint(env, "AZURE_RESOURCE_MANAGER_ENDPOINT", ARM_ENDPOINT),
         local_file=Path(local) if local else None,
     )
 
@@ -108,37 +91,17 @@ def record_local(marker: Marker, path: Path) -> Path:
     return path
 
 
-def _refusal(service: str, resp: requests.Response, secret: str | None) -> MarkerError:
-    detail = " ".join(resp.text.split())[:200]
-    if secret:
-        detail = detail.replace(secret, "***")
-    return MarkerError(f"{service}: {resp.status_code} {resp.reason}" + (f": {detail}" if detail else ""))
-
-
-def _send(session: requests.Session, service: str, method: str, url: str, secret: str | None,
-          **kwargs: Any) -> requests.Response:
-    try:
-        resp = session.request(method, url, timeout=TIMEOUT_S, **kwargs)
-    except requests.RequestException as exc:
-        # The exception text names the URL only; headers (the key) are not part of it.
-        raise MarkerError(f"{service}: request failed ({type(exc).__name__}: {urlsplit(url).netloc})") from None
-    if resp.status_code >= 300:
-        raise _refusal(service, resp, secret)
-    return resp
-
-
 def post_honeycomb(marker: Marker, settings: MarkerSettings, session: requests.Session) -> str:
     """Create the marker; returns its id."""
     if not settings.honeycomb_key:
-        raise MarkerError("HONEYCOMB_CONFIG_KEY: required (a Honeycomb configuration key with the "
-                          "'Manage markers' permission, not the ingest key), or use --local", 2)
+        raise missing_honeycomb_key("'Manage markers'", ", or use --local")
     url = f"{settings.honeycomb_endpoint}/1/markers/{quote(settings.honeycomb_dataset, safe='')}"
     body: dict[str, object] = {"message": marker.message, "type": MARKER_TYPE,
                                "start_time": marker.time_unix_nano // 1_000_000_000}
     if marker.url:
         body["url"] = marker.url
-    resp = _send(session, "honeycomb", "POST", url, settings.honeycomb_key, json=body,
-                 headers={"X-Honeycomb-Team": settings.honeycomb_key})
+    key = settings.honeycomb_key
+    resp = send(session, "honeycomb", "POST", url, key, json=body, headers={"X-Honeycomb-Team": key})
     try:
         return str(resp.json().get("id", "?"))
     except ValueError:
@@ -152,7 +115,7 @@ def post_annotation(marker: Marker, settings: MarkerSettings, session: requests.
     try:
         token = credential.get_token(f"{settings.arm_endpoint}/.default").token
     except Exception as exc:  # azure-identity raises several types; all mean "not signed in"
-        raise MarkerError(f"app insights: no Azure credential ({type(exc).__name__}); run az login "
+        raise ApiError(f"app insights: no Azure credential ({type(exc).__name__}); run az login "
                           "or azure/login in the pipeline") from None
     annotation_id = str(uuid.uuid4())
     event_time = datetime.fromtimestamp(marker.time_unix_nano / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -162,7 +125,7 @@ def post_annotation(marker: Marker, settings: MarkerSettings, session: requests.
     body = {"Id": annotation_id, "AnnotationName": marker.version, "EventTime": event_time,
             "Category": "Deployment", "Properties": json.dumps(properties)}
     url = f"{settings.arm_endpoint}{settings.appinsights_resource_id}/Annotations"
-    _send(session, "app insights", "PUT", url, token, json=body, params={"api-version": ANNOTATIONS_API_VERSION},
+    send(session, "app insights", "PUT", url, token, json=body, params={"api-version": ANNOTATIONS_API_VERSION},
           headers={"Authorization": f"Bearer {token}"})
     return annotation_id
 
@@ -188,7 +151,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = load_settings(os.environ if environ is None else environ)
         version = args.version.strip()
         if not version:
-            raise MarkerError("--version: must not be empty", 2)
+            raise ApiError("--version: must not be empty", 2)
         message = (args.message or "").strip() or f"deploy {version}"
         if version not in message:
             message = f"{message} ({version})"  # every marker names its release
@@ -200,7 +163,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.local:
             return 0
         if args.no_honeycomb and not settings.appinsights_resource_id:
-            raise MarkerError("--no-honeycomb: APPLICATIONINSIGHTS_RESOURCE_ID is not set either: nothing to post", 2)
+            raise ApiError("--no-honeycomb: APPLICATIONINSIGHTS_RESOURCE_ID is not set either: nothing to post", 2)
         http = session or requests.Session()
         if not args.no_honeycomb:
             print(f"honeycomb: marker {post_honeycomb(marker, settings, http)} for {marker.version}")
@@ -214,7 +177,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 credential = ChainedTokenCredential(EnvironmentCredential(), AzureCliCredential())
             annotation = post_annotation(marker, settings, http, credential)
             print(f"app insights: annotation {annotation} for {marker.version}")
-    except MarkerError as exc:
+    except ApiError as exc:
         print(f"ops.markers: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:

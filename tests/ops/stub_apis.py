@@ -1,4 +1,5 @@
-"""Local stand-ins for Honeycomb's markers API and Azure Resource Manager's annotations API.
+"""Local stand-ins for Honeycomb's API (markers, queries, query annotations, boards) and Azure
+Resource Manager's annotations API.
 
 A real HTTP server on a free loopback port: it records every request (method, path, query,
 headers, JSON body) and answers with the status a test sets, so the client's real HTTP code runs.
@@ -31,12 +32,31 @@ class StubApis:
     requests: list[Received] = field(default_factory=list)
     status: dict[str, int] = field(default_factory=dict)  # path prefix -> status to answer
     echo_headers: bool = False  # answer errors with the request headers, as a careless API might
+    boards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def answer(self, path: str) -> int:
         for prefix, status in self.status.items():
             if path.startswith(prefix):
                 return status
         return 200
+
+
+def _answer(stub: StubApis, method: str, path: str, body: Any) -> Any:
+    """What the real APIs answer, enough for the clients: created objects echo back with an id."""
+    n = len(stub.requests)
+    if path.startswith("/1/markers/"):
+        return {"id": "mk-1", **(body or {})}
+    if path.startswith("/1/queries/"):
+        return {"id": f"q{n}", **body}
+    if path.startswith("/1/query_annotations/"):
+        return {"id": f"a{n}", **body}
+    if path == "/1/boards" and method == "GET":
+        return list(stub.boards.values())
+    if path.startswith("/1/boards"):
+        board_id = path.rsplit("/", 1)[1] if method == "PUT" else f"b{n}"
+        stub.boards[board_id] = {**body, "id": board_id, "links": {"board_url": f"https://ui.example/board/{board_id}"}}
+        return stub.boards[board_id]
+    return [body]  # ARM's Annotations_Create answers with the list it created
 
 
 def _handler(stub: StubApis) -> type[BaseHTTPRequestHandler]:
@@ -52,10 +72,8 @@ def _handler(stub: StubApis) -> type[BaseHTTPRequestHandler]:
                 payload: Any = {"error": "refused"}
                 if stub.echo_headers:
                     payload["headers"] = dict(self.headers)
-            elif parts.path.startswith("/1/markers/"):
-                payload = {"id": "mk-1", **(body or {})}
             else:
-                payload = [body]
+                payload = _answer(stub, self.command, parts.path, body)
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -63,7 +81,7 @@ def _handler(stub: StubApis) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_POST = do_PUT = _serve
+        do_GET = do_POST = do_PUT = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
