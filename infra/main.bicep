@@ -10,7 +10,7 @@ param location string = resourceGroup().location
 
 @minLength(3)
 @maxLength(11)
-@description('Short lower-case name prefix for resource names (letters and digits).')
+@description('Short name prefix for resource names: lower-case letters and digits, starting with a letter (the registry and storage names allow nothing else).')
 param prefix string = 'dbot'
 
 @description('deployment.environment on every span (group telemetry by environment).')
@@ -149,7 +149,7 @@ module vault 'modules/keyvault.bicep' = {
     principalId: identity.outputs.principalId
     discordToken: discordToken
     honeycombApiKey: honeycombApiKey
-    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    appInsightsName: monitoring.outputs.appInsightsName
   }
 }
 

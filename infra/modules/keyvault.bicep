@@ -22,9 +22,12 @@ param discordToken string
 @description('Honeycomb ingest key to store as secret honeycomb-api-key; empty keeps the stored one.')
 param honeycombApiKey string
 
-@secure()
-@description('Application Insights connection string, stored as secret appinsights-connection-string.')
-param appInsightsConnectionString string
+@description('Application Insights resource whose connection string is stored as secret appinsights-connection-string.')
+param appInsightsName string
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
 
 var secretsUserRole = '4633458b-17de-408a-b874-0445c86b69e6'
 
@@ -67,7 +70,7 @@ resource appInsightsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   // checkov:skip=CKV_AZURE_41: rewritten from the App Insights resource at every deployment; it does not expire
   parent: vault
   name: 'appinsights-connection-string'
-  properties: { value: appInsightsConnectionString, contentType: 'text/plain' }
+  properties: { value: appInsights.properties.ConnectionString, contentType: 'text/plain' }
 }
 
 resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {

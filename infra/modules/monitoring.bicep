@@ -167,8 +167,6 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
 
 output appInsightsId string = appInsights.id
 output appInsightsName string = appInsights.name
-@secure()
-output appInsightsConnectionString string = appInsights.properties.ConnectionString
 output workspaceId string = workspace.id
 output workspaceCustomerId string = workspace.properties.customerId
 output workspaceName string = workspace.name
