@@ -116,3 +116,11 @@ def test_arguments_are_checked(tmp_path: Path, stub: StubApis) -> None:
     proc, _ = run_deploy(tmp_path, stub, "-g", "bot", "--bogus")
     assert proc.returncode == 2 and "unknown argument" in proc.stderr
     assert os.access(PROJECT_ROOT / "scripts/deploy", os.X_OK)
+
+
+def test_refused_marker_fails_the_run_after_the_release(tmp_path: Path, stub: StubApis) -> None:
+    stub.status["/1/markers/"] = 401
+    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", "--version", "v9", HONEYCOMB_CONFIG_KEY="hcxik_bad")
+    assert proc.returncode == 1
+    assert "honeycomb: 401" in proc.stderr and "v9 is live, but its markers were not posted" in proc.stderr
+    assert any("config-zip" in c["argv"] for c in calls) and "hcxik_bad" not in proc.stderr
