@@ -296,3 +296,24 @@ def test_listener_image_has_what_the_listener_imports(tmp_path: Path) -> None:
     copied = set(re.findall(r"^COPY (\w+)/ ", (ROOT / "Dockerfile").read_text(), re.M))
     assert modules & project <= copied == {"shared", "gateway_listener"}
     assert "azure-functions" not in _pins(ROOT / "requirements-listener.txt")
+
+
+def test_every_parameter_is_described_and_no_secret_has_a_default(bicep: dict[str, Any]) -> None:
+    for path, tree in bicep.items():
+        for name, param in tree.get("parameters", {}).items():
+            kinds = {d["type"]: d.get("argument") for d in param["decorators"]}
+            assert (kinds.get("description") or "").strip(), f"{path}: param {name} has no @description"
+            if "secure" in kinds:
+                assert param["default"] in (None, ""), f"{path}: secure param {name} has a default value"
+    for name in ("discordToken", "honeycombApiKey"):
+        assert "secure" in {d["type"] for d in bicep["main.bicep"]["parameters"][name]["decorators"]}
+
+
+def test_workbook_asks_the_write_ups_questions() -> None:
+    workbook = json.loads((INFRA / "monitoring" / "workbook.json").read_text())
+    queries = {i["name"]: i["content"]["query"] for i in workbook["items"] if i["type"] == 3}
+    assert "percentile(waited_ms, 95)" in queries["p95-by-command"]
+    assert "app.end_to_end_ms" in queries["heatmap-by-command"] and "app.command" in queries["heatmap-by-command"]
+    assert "faas.coldstart" in queries["cold-starts"] and "cold_start" in queries["cold-starts"]
+    assert "success == false" in queries["errors-by-command"]
+    assert '"429"' in queries["rate-limits"]
