@@ -55,7 +55,7 @@ def test_actionlint_workflows() -> None:
 
 
 def test_zizmor_workflows() -> None:
-    proc = run(tool("zizmor"), "--offline", "--no-progress", str(ROOT / ".github/workflows"))
+    proc = run(tool("zizmor"), "--offline", "--no-progress", "--persona", "auditor", str(ROOT / ".github/workflows"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
