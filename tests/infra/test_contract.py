@@ -317,3 +317,30 @@ def test_workbook_asks_the_write_ups_questions() -> None:
     assert "faas.coldstart" in queries["cold-starts"] and "cold_start" in queries["cold-starts"]
     assert "success == false" in queries["errors-by-command"]
     assert '"429"' in queries["rate-limits"]
+
+
+def _resource(bicep: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    config = bicep[path]["resources"][name]["config"]
+    return dict(config.get("config", config)) if "loop_type" in config or "condition" in config else dict(config)
+
+
+def test_the_issue_s_security_and_runtime_requirements(bicep: dict[str, Any]) -> None:
+    storage = _resource(bicep, "modules/storage.bicep", "account")["properties"]
+    assert storage["allowSharedKeyAccess"] is False and storage["allowBlobPublicAccess"] is False
+    assert storage["minimumTlsVersion"] == "TLS1_2"
+    vault = _resource(bicep, "modules/keyvault.bicep", "vault")["properties"]
+    assert vault["enableRbacAuthorization"] is True
+    app = _resource(bicep, "modules/functionapp.bicep", "app")["properties"]
+    assert app["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
+    assert app["functionAppConfig"]["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
+    assert set(app["functionAppConfig"]["scaleAndConcurrency"]) == {"maximumInstanceCount", "instanceMemoryMB",
+                                                                    "alwaysReady"}
+    plan = _resource(bicep, "modules/functionapp.bicep", "plan")
+    assert plan["sku"] == {"tier": "FlexConsumption", "name": "FC1"}
+    listener = _resource(bicep, "modules/listener.bicep", "listeners")["properties"]
+    assert "ingress" not in listener["configuration"]
+    assert listener["template"]["scale"] == {"minReplicas": 1, "maxReplicas": 1}
+    [container] = listener["template"]["containers"]
+    probes = {p["type"]: p["httpGet"]["path"] for p in container["probes"]}
+    assert probes == {"Startup": "/healthz", "Liveness": "/healthz", "Readiness": "/readyz"}
+    assert all(p["httpGet"]["port"] == "healthPort" for p in container["probes"])
