@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,16 +41,27 @@ def load_board(path: Path) -> dict[str, Any]:
     return dict(board)
 
 
-def apply_board(board: Mapping[str, Any], env: Mapping[str, str], session: requests.Session) -> str:
+@dataclass(frozen=True, repr=False)
+class BoardSettings:
+    key: str
+    endpoint: str
+    dataset: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BoardSettings:
+        return cls(key=honeycomb_key(env, PERMISSIONS),
+                   endpoint=endpoint(env, "HONEYCOMB_API_ENDPOINT", HONEYCOMB_ENDPOINT),
+                   dataset=quote(env.get("HONEYCOMB_DATASET", "").strip() or ALL_DATASETS, safe=""))
+
+
+def apply_board(board: Mapping[str, Any], settings: BoardSettings, session: requests.Session) -> str:
     """Create the queries and the board (or replace the panels of the board of that name); returns its URL."""
-    key = honeycomb_key(env, PERMISSIONS)
-    base = endpoint(env, "HONEYCOMB_API_ENDPOINT", HONEYCOMB_ENDPOINT)
-    dataset = quote(env.get("HONEYCOMB_DATASET", "").strip() or ALL_DATASETS, safe="")
-    headers = {"X-Honeycomb-Team": key}
+    dataset, headers = settings.dataset, {"X-Honeycomb-Team": settings.key}
 
     def call(method: str, path: str, body: Any = None) -> Any:
-        return json_body(send(session, "honeycomb", method, f"{base}{path}", key, json=body, headers=headers),
-                         "honeycomb")
+        url = f"{settings.endpoint}{path}"
+        resp = send(session, "honeycomb", method, url, settings.key, json=body, headers=headers)
+        return json_body(resp, "honeycomb")
 
     panels = []
     for i, spec in enumerate(board["queries"]):
@@ -82,7 +94,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             for q in board["queries"]:
                 print(f"  {q['name']}")
             return 0
-        url = apply_board(board, os.environ if environ is None else environ, session or requests.Session())
+        settings = BoardSettings.from_env(os.environ if environ is None else environ)
+        url = apply_board(board, settings, session or requests.Session())
     except ApiError as exc:
         print(f"ops.honeycomb_board: {exc}", file=sys.stderr)
         return exc.exit_code
