@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gateway_listener.settings import load_listener_settings
 from shared.errors import SettingsError
 from shared.registry import COMMANDS, poison_queue_name
 from shared.settings import load_settings
@@ -111,13 +112,15 @@ def test_every_command_has_its_queue_and_poison_queue(bicep: dict[str, Any]) -> 
     assert [r["config"]["loop_type"]["detail"]["array_name"] for r in queue_resources] == ["queueNames"]
 
 
-def _required_at_startup(iac: set[str], tmp_path: Path) -> set[str]:
+def _required_at_startup(iac: set[str], tmp_path: Path, *, listener: bool = False) -> set[str]:
     """Ask the code: start from nothing, add each setting its start-up check names, until it starts."""
     env: dict[str, str] = {}
     required: set[str] = set()
     for _ in range(30):
         try:
             load_settings(env, root=tmp_path)
+            if listener:
+                load_listener_settings(env, root=tmp_path)
             return required
         except SettingsError as exc:
             name = str(exc).split(":", 1)[0]
@@ -144,10 +147,15 @@ def test_function_app_gets_every_setting_the_code_requires(function_app_settings
 
 def test_listener_gets_every_setting_the_code_requires(listener_settings: dict[str, Any], tmp_path: Path) -> None:
     names = listener_settings["names"]
-    _required_at_startup(names, tmp_path)
+    _required_at_startup(names, tmp_path, listener=True)
     assert "DISCORD_TOKEN" in names  # python -m gateway_listener refuses to start without it
-    settings = load_settings({n: FAKES.get(n, "x") for n in names}, root=tmp_path)
+    env = {n: FAKES.get(n, "x") for n in names}
+    settings = load_settings(env, root=tmp_path)
     assert settings.storage.queue_service_uri and settings.storage.connection_string is None
+    own = load_listener_settings(env, root=tmp_path)
+    # The probes need the health server, reachable from outside the container.
+    assert own.health_port == 8080 and own.health_host == "0.0.0.0"
+    assert own.shards.count == 2 and own.shards.ids == (0, 1)
     assert {"AZURE_CLIENT_ID", "DISCORD_SHARD_COUNT", "DISCORD_SHARD_IDS", "LISTENER_HEALTH_PORT",
             "LISTENER_HEALTH_HOST"} <= names
 
