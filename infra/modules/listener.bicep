@@ -98,9 +98,8 @@ var plainSettings = union(commonSettings, ownSettings)
 var plainEnv = [for s in items(plainSettings): { name: s.key, value: s.value }]
 
 var listenerCount = (shardCount + shardsPerListener - 1) / shardsPerListener
-// Shard ids of listener i as "0,1,2": consecutive ranges, the last one may be shorter.
-var allShardIds = [for s in range(0, shardCount): string(s)]
-var shardIds = [for i in range(0, listenerCount): join(take(skip(allShardIds, i * shardsPerListener), shardsPerListener), ',')]
+// Shard ids of listener i as an inclusive range, "0-3" (the last range may be shorter).
+var shardIds = [for i in range(0, listenerCount): '${i * shardsPerListener}-${min((i + 1) * shardsPerListener, shardCount) - 1}']
 
 resource listeners 'Microsoft.App/containerApps@2024-03-01' = [for (ids, i) in shardIds: {
   name: '${prefix}-listener-${i}'

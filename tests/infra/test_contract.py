@@ -39,7 +39,7 @@ FAKES = {
     "LISTENER_HEALTH_HOST": "0.0.0.0",
     "LISTENER_HEALTH_PORT": "8080",
     "DISCORD_SHARD_COUNT": "2",
-    "DISCORD_SHARD_IDS": "0,1",
+    "DISCORD_SHARD_IDS": "0-1",
     "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:02",
     "SERVICE_VERSION": "abc123",
     "DEPLOYMENT_ENVIRONMENT": "prod",
