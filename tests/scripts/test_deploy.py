@@ -113,6 +113,8 @@ def test_missing_group_needs_a_location(tmp_path: Path, stub: StubApis) -> None:
 def test_arguments_are_checked(tmp_path: Path, stub: StubApis) -> None:
     proc, _ = run_deploy(tmp_path, stub)
     assert proc.returncode == 2 and "--resource-group" in proc.stderr
+    proc, _ = run_deploy(tmp_path, stub, "--help")
+    assert proc.returncode == 0 and "--resource-group" in proc.stdout and "set -e" not in proc.stdout
     proc, _ = run_deploy(tmp_path, stub, "-g", "bot", "--bogus")
     assert proc.returncode == 2 and "unknown argument" in proc.stderr
     assert os.access(PROJECT_ROOT / "scripts/deploy", os.X_OK)
