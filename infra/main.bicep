@@ -54,8 +54,8 @@ param maximumInstanceCount int = 100
 @description('Memory per function instance in MB.')
 param instanceMemoryMB int = 2048
 
-@description('Queue trigger polling ceiling (host.json extensions.queues.maxPollingInterval), hh:mm:ss. Lower = faster pickup after idle, more storage transactions.')
-param queueMaxPollingInterval string = '00:00:02'
+@description('Queue trigger polling ceiling while an instance is warm (overrides host.json extensions.queues.maxPollingInterval, 500 ms), hh:mm:ss[.fff]. Lower = faster pickup at a human pace, more storage transactions (docs/performance.md).')
+param queueMaxPollingInterval string = '00:00:00.500'
 
 @minValue(1)
 @description('Total Discord gateway shards (DISCORD_SHARD_COUNT); Discord requires more than one from 2,500 guilds.')

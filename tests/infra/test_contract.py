@@ -40,7 +40,7 @@ FAKES = {
     "LISTENER_HEALTH_PORT": "8080",
     "DISCORD_SHARD_COUNT": "2",
     "DISCORD_SHARD_IDS": "0-1",
-    "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:02",
+    "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.500",
     "SERVICE_VERSION": "abc123",
     "DEPLOYMENT_ENVIRONMENT": "prod",
     "OTEL_SERVICE_NAME": "discord-bot",
@@ -352,3 +352,10 @@ def test_the_issue_s_security_and_runtime_requirements(bicep: dict[str, Any]) ->
     probes = {p["type"]: p["httpGet"]["path"] for p in container["probes"]}
     assert probes == {"Startup": "/healthz", "Liveness": "/healthz", "Readiness": "/readyz"}
     assert all(p["httpGet"]["port"] == "healthPort" for p in container["probes"])
+
+
+def test_polling_interval_defaults_to_host_json(bicep: dict[str, Any]) -> None:
+    host = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]["maxPollingInterval"]
+    assert bicep["main.bicep"]["parameters"]["queueMaxPollingInterval"]["default"] == host
+    example = json.loads((INFRA / "main.parameters.example.json").read_text())["parameters"]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d(\.\d{1,3})?", example["queueMaxPollingInterval"]["value"])
