@@ -1,0 +1,26 @@
+"""A local trace explorer: heatmaps, P95 by command, waterfalls and BubbleUp over the span file.
+
+``python -m localdev.explorer`` serves it (see ``__main__``); ``server`` holds the web app,
+``store`` follows the span file live, ``aggregate`` computes what the pages show.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+DEFAULT_PORT = 8800
+
+
+def pick_port(host: str = "127.0.0.1", start: int = DEFAULT_PORT, tries: int = 100) -> int:
+    """``start``, or the next port after it that is free."""
+    for port in range(start, start + tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    continue
+                raise
+            return port
+    raise OSError(f"no free port in {start}..{start + tries - 1}")
