@@ -377,6 +377,7 @@ def waterfall(trace_id: str, spans: Sequence[Span]) -> dict[str, Any]:
     start = min((_int(s.get("start_ns")) for s in spans), default=0)
     end = max((_int(s.get("end_ns") or s.get("start_ns")) for s in spans), default=start)
     rows: list[dict[str, Any]] = []
+    own = self_times_ms(spans)
     for depth, span in tree_order(list(spans)):
         s0 = _int(span.get("start_ns"), start)
         s1 = _int(span.get("end_ns"), s0)
@@ -385,6 +386,7 @@ def waterfall(trace_id: str, spans: Sequence[Span]) -> dict[str, Any]:
             "name": str(span.get("name", "?")), "service": str(span.get("service.name") or "?"),
             "version": span.get("service.version"), "kind": span.get("kind"),
             "offset_ms": (s0 - start) / 1e6, "duration_ms": (s1 - s0) / 1e6,
+            "self_ms": own.get(str(span.get("span_id")), 0.0),
             "status": span.get("status") or {}, "error": _is_error(span), "attributes": _attrs(span),
             "events": [
                 {"name": e.get("name"), "offset_ms": (_int(e.get("time_ns"), s0) - start) / 1e6,
