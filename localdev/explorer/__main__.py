@@ -26,16 +26,16 @@ DEFAULT_MARKERS_FILE = PROJECT_ROOT / ".localdev" / "markers.jsonl"
 
 
 async def run(trace_file: Path, markers_file: Path, host: str, port: int) -> int:
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the URL is printed: a caller may stop us right after
+        loop.add_signal_handler(sig, done.set)
     ex = Explorer.open(trace_file, markers_file)
     runner, task, bound = await serve(ex, host, port)
     print(f"Trace explorer http://{host}:{bound}/  (following {trace_file})", flush=True)
     if not (UPLOT_DIR / "uPlot.esm.js").exists():
         print("explorer: uPlot is missing from node_modules, charts will not draw: run scripts/setup",
               file=sys.stderr, flush=True)
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
     try:
         await done.wait()
     finally:

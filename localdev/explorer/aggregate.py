@@ -84,20 +84,16 @@ def _root_span(spans: Sequence[Span]) -> Span | None:
 
 
 def self_times_ms(spans: Sequence[Span]) -> dict[str, float]:
-    """span id -> its own time: its duration less the part its children cover (within it)."""
-    by_parent: dict[str, list[Span]] = {}
-    for span in spans:
-        by_parent.setdefault(str(span.get("parent_span_id")), []).append(span)
-    out = {}
-    for span in spans:
-        s0, s1 = _int(span.get("start_ns")), _int(span.get("end_ns"))
-        covered, cursor = 0, s0
-        for child in sorted(by_parent.get(str(span.get("span_id")), []), key=lambda c: _int(c.get("start_ns"))):
-            c0, c1 = max(_int(child.get("start_ns")), cursor), min(_int(child.get("end_ns")), s1)
-            if c1 > c0:
-                covered += c1 - c0
-                cursor = c1
-        out[str(span.get("span_id"))] = max(s1 - s0 - covered, 0) / 1e6
+    """span id -> the time it alone accounts for: each moment of the trace is counted once, for the
+    innermost span running then (the later-started one among equals, e.g. cold_start inside queue.wait)."""
+    depth = {str(span.get("span_id")): d for d, span in tree_order(list(spans))}
+    spans_ = [(_int(s.get("start_ns")), _int(s.get("end_ns")), str(s.get("span_id"))) for s in spans]
+    cuts = sorted({t for s0, s1, _ in spans_ for t in (s0, s1)})
+    out = {sid: 0.0 for _, _, sid in spans_}
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        active = [(depth.get(sid, 0), s0, sid) for s0, s1, sid in spans_ if s0 <= a and s1 >= b]
+        if active:
+            out[max(active)[2]] += (b - a) / 1e6
     return out
 
 

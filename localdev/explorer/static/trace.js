@@ -40,7 +40,7 @@ function heading(t) {
       <div class="grow"><label>trace id</label><code id="trace-id">${esc(t.trace_id)}</code>
         <button class="link" id="copy">copy link</button></div>
     </div>
-    <div class="where"><label>where the time went: own time of each span (its children excluded; spans may overlap)</label>
+    <div class="where"><label>where the time went: each moment counted once, for the innermost span running then</label>
       ${top.map((r) => `<div class="where-row"><span class="wname">${esc(r.name)}</span>
         <span class="wbar"><i style="width:${(100 * r.self_ms) / total}%"></i></span>
         <span class="wval">${fmtMs(r.self_ms)} · ${Math.round((100 * r.self_ms) / total)}%</span></div>`).join("")}
@@ -84,7 +84,7 @@ function detail(r) {
       <dt>service</dt><dd>${esc(r.service)}${r.version ? ` <span class="muted">${esc(r.version)}</span>` : ""}</dd>
       <dt>kind</dt><dd>${esc(r.kind || "")}</dd>
       <dt>start</dt><dd>+${fmtMs(r.offset_ms)}</dd>
-      <dt>duration</dt><dd>${fmtMs(r.duration_ms)} <span class="muted">(own ${fmtMs(r.self_ms)})</span></dd>
+      <dt>duration</dt><dd>${fmtMs(r.duration_ms)} <span class="muted">(${fmtMs(r.self_ms)} its own)</span></dd>
       <dt>status</dt><dd>${status}</dd>
     </dl>
     <h3>Attributes <span class="muted">${keys.length}</span></h3>

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def make_trace(command: str, start_ns: int, *, wait_ms: float = 120.0, work_ms: 
                error: bool = False, user: str = "alice", user_id: str = "1001", guild: str = "2001",
                trigger: str = "prefix", version: str = "0.1.0", instance: str = "inst-a") -> list[dict[str, Any]]:
     """One trace's spans; end-to-end = wait + flags + work + discord (+ the 429 wait when rate limited)."""
-    tid = _id(32)
+    tid = uuid.uuid4().hex
     base = {"app.command": command, "discord.author.id": user_id, "discord.guild.id": guild,
             "discord.channel.id": "3001", "SampleRate": "1"}
     common = {"version": version, "instance": instance}
