@@ -9,6 +9,7 @@ from summaries.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -90,7 +91,7 @@ def self_times_ms(spans: Sequence[Span]) -> dict[str, float]:
     spans_ = [(_int(s.get("start_ns")), _int(s.get("end_ns")), str(s.get("span_id"))) for s in spans]
     cuts = sorted({t for s0, s1, _ in spans_ for t in (s0, s1)})
     out = {sid: 0.0 for _, _, sid in spans_}
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         active = [(depth.get(sid, 0), s0, sid) for s0, s1, sid in spans_ if s0 <= a and s1 >= b]
         if active:
             out[max(active)[2]] += (b - a) / 1e6
@@ -149,7 +150,9 @@ def summarise(trace_id: str, spans: Sequence[Span]) -> TraceSummary:
             duration = float(e2e)
         else:  # the reply was never sent (an error): the trace's own extent
             duration = (max(_int(s.get("end_ns")) for s in spans) - start) / 1e6
-    error = any(_is_error(s) for s in spans)
+    # The command failed (its root or process span says so, or it recorded app.error); a retried
+    # 429 or a failed attempt that a retry fixed is visible in the waterfall, not counted here.
+    error = any(_is_error(s) for s in (root, process) if s is not None) or any("app.error" in _attrs(s) for s in spans)
     versions: dict[str, str] = {}
     fields = {k: _text(v) for k, v in attrs.items() if k not in NOT_DIMENSIONS and not isinstance(v, float | list)}
     for span in spans:

@@ -137,6 +137,7 @@ export function heatmapChart(el, tip, data, { onOpen, onSelect }) {
     },
   };
   const u = new uPlot(opts, [[data.t0_ms / 1000, data.t1_ms / 1000], [null, null]], el);
+  Object.assign(el, { chart: u, heatmap: h }); // for the browser test to find a cell
   u.over.addEventListener("mousedown", (e) => { down = [e.clientX, e.clientY]; });
   u.over.addEventListener("click", (e) => {
     if (!down || Math.abs(e.clientX - down[0]) > 3 || Math.abs(e.clientY - down[1]) > 3) return;

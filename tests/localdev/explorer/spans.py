@@ -41,7 +41,7 @@ def make_trace(command: str, start_ns: int, *, wait_ms: float = 120.0, work_ms: 
     tid = uuid.uuid4().hex
     base = {"app.command": command, "discord.author.id": user_id, "discord.guild.id": guild,
             "discord.channel.id": "3001", "SampleRate": "1"}
-    common = {"version": version, "instance": instance}
+    common: dict[str, Any] = {"version": version, "instance": instance}
     root = _span(tid, None, "discord.command", LISTENER, start_ns, start_ns + 0.3 * MS, kind="CONSUMER",
                  attrs={**base, "discord.message.id": _id(18), "discord.author.name": user, "app.trigger": trigger,
                         "app.args": ""}, version=version)

@@ -54,8 +54,8 @@ async def test_overview_traces_and_one_trace(base: str, trace_file: Path, tmp_pa
     now = time.time_ns()
     slow = make_trace("catfact", now - 60 * 10**9, wait_ms=3000, coldstart=True, version="0.2.0")
     write_spans(trace_file, make_trace("ping", now - 120 * 10**9) + slow)
-    (tmp_path / "markers.jsonl").write_text(json.dumps(
-        {"time_unix_nano": now - 90 * 10**9, "type": "deploy", "version": "0.2.0", "message": "CD", "url": None}) + "\n")
+    marker = {"time_unix_nano": now - 90 * 10**9, "type": "deploy", "version": "0.2.0", "message": "CD", "url": None}
+    (tmp_path / "markers.jsonl").write_text(json.dumps(marker) + "\n")
     await asyncio.sleep(1.2)  # followed, not read once
     out = await get(f"{base}/api/overview?window=15m")
     assert [r["command"] for r in out["commands"]] == ["catfact", "ping"]
