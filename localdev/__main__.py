@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from localdev.azurite import Azurite, AzuriteError
+from localdev.explorer import start_child as start_explorer
 from localdev.stack import Child, child_env, wait_for_line
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, Secret, Settings, StorageSettings, load_settings
@@ -31,8 +32,9 @@ HOST_LOG, LISTENER_LOG = RUN_DIR / "functions_host.log", RUN_DIR / "listener.log
 
 def _trace_file(settings: Settings) -> Path | None:
     path = settings.local_trace_file or (None if settings.exporters_configured else DEFAULT_TRACE_FILE)
-    if path is not None and path.exists():
-        path.unlink()  # this run's traces only
+    if path is not None:  # this run's traces only (the explorer also reads a rotated <name>.1)
+        for stale in (path, path.with_name(path.name + ".1")):
+            stale.unlink(missing_ok=True)
     return path
 
 
@@ -84,6 +86,9 @@ async def run(args: argparse.Namespace) -> int:
             await _scale_from_zero(stack, azurite, start_host, args.idle_timeout)
         listener = Child("listener", "gateway_listener", child_env(env), LISTENER_LOG).start()
         stack.callback(listener.stop)
+        if trace_file is not None:
+            explorer, explorer_url = start_explorer(trace_file, child_env(env), RUN_DIR / "explorer.log")
+            stack.callback(explorer.stop)
         stack.callback(print, "Stopping...", flush=True)  # last in, so printed first on the way out
 
         print(f"Azurite queues   {azurite.queue_endpoint}")
@@ -99,6 +104,8 @@ async def run(args: argparse.Namespace) -> int:
         print(f"Logs             {HOST_LOG}, {LISTENER_LOG}")
         print(f"Traces           {trace_file or 'exported (OTLP / Azure Monitor)'}"
               + ("  (python -m localdev.traces)" if trace_file else ""), flush=True)
+        if trace_file is not None:
+            print(f"Trace explorer   {explorer_url}  (heatmap, P95 by command, waterfalls)", flush=True)
         if emulator is None:
             print("Connected to Discord with DISCORD_TOKEN. Ctrl-C stops everything.", flush=True)
             await stop.wait()

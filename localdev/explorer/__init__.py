@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from localdev.stack import Child
 
 DEFAULT_PORT = 8800
 
@@ -24,3 +28,10 @@ def pick_port(host: str = "127.0.0.1", start: int = DEFAULT_PORT, tries: int = 1
                 raise
             return port
     raise OSError(f"no free port in {start}..{start + tries - 1}")
+
+
+def start_child(trace_file: Path, env: Mapping[str, str], log: Path, host: str = "127.0.0.1") -> tuple[Child, str]:
+    """``python -m localdev.explorer`` as a child of ``python -m localdev``: (the child, its URL)."""
+    port = pick_port(host)
+    args = ["--host", host, "--port", str(port), "--trace-file", str(trace_file)]
+    return Child("explorer", "localdev.explorer", env, log, args=args).start(), f"http://{host}:{port}/"

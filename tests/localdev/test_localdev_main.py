@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,15 @@ def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path:
                 break
         else:
             raise AssertionError("".join(output))
+        explorer = next(line.split()[2] for line in output if line.startswith("Trace explorer"))
+        for _ in range(50):  # the explorer follows the file every half second
+            with urllib.request.urlopen(explorer + "api/overview?window=15m", timeout=10) as res:
+                overview = json.load(res)
+            if overview["commands"] and overview["commands"][0]["cold_starts"]:
+                break
+            time.sleep(0.2)
+        assert [row["command"] for row in overview["commands"]] == ["ping"]  # the command just typed
+        assert overview["commands"][0]["cold_starts"] == 1 and overview["commands"][0]["p95"] > 0
         children = _children_of(proc.pid)
         assert children, "localdev should have started Azurite, the listener and the functions host"
         proc.send_signal(signal.SIGTERM)
