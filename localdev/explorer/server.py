@@ -93,7 +93,7 @@ def _flag(query: Mapping[str, str], name: str) -> bool | None:
 
 
 def _window(query: Mapping[str, str]) -> str:
-    window = query.get("window", "1h")
+    window = query.get("window", "all")
     if window not in agg.WINDOWS_S:
         raise BadRequest(f"window must be one of {', '.join(agg.WINDOWS_S)}, got {window[:40]!r}")
     return window

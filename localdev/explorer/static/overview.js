@@ -65,7 +65,7 @@ function bubblePanel(result, sel, query) {
 }
 
 export function renderOverview(root, params) {
-  const state = { window: params.get("window") || "1h", command: params.get("command") || null, selection: null };
+  const state = { window: params.get("window") || "all", command: params.get("command") || null, selection: null };
   let charts = [];
   let data = null;
   root.innerHTML = `<div class="toolbar"><div class="seg" id="windows">${WINDOWS.map(([k, label]) =>
@@ -75,7 +75,7 @@ export function renderOverview(root, params) {
 
   function syncUrl() {
     const q = new URLSearchParams();
-    if (state.window !== "1h") q.set("window", state.window);
+    if (state.window !== "all") q.set("window", state.window);
     if (state.command) q.set("command", state.command);
     history.replaceState(null, "", `/${q.toString() ? `?${q}` : ""}`);
   }

@@ -5,12 +5,14 @@ Screenshots go to tests/artifacts/ (look at them: a user judges the project by t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,6 +89,17 @@ def explorer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         proc.wait(timeout=10)
 
 
+def wait_for_traces(url: str, count: int) -> None:
+    """Until the explorer has read ``count`` traces (it follows the file every half second)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/api/status", timeout=5) as res:
+            if json.load(res)["traces"] >= count:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the explorer did not read {count} traces")
+
+
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
@@ -95,19 +108,21 @@ def shot(page: Page, name: str) -> None:
 def test_overview_heatmap_bubbleup_and_waterfall(page: Page, explorer: tuple[str, Path]) -> None:
     url, trace_file = explorer
     now = time.time_ns()
-    write_spans(trace_file, scenario(now))
+    spans = scenario(now)
+    write_spans(trace_file, spans)
     with trace_file.open("a") as f:
         f.write('{"trace_id": "torn')  # a writer that died mid-line
         f.write("\n")
     (trace_file.parent / "markers.jsonl").write_text(
         f'{{"time_unix_nano": {now - 40 * 60 * 10**9}, "type": "deploy", "version": "0.1.1", '
         '"message": "hotfix from CD", "url": null}\n')
+    wait_for_traces(url, len({s["trace_id"] for s in spans}))
 
     page.goto(url + "/")
     page.wait_for_selector("#stats tbody tr")
     commands = page.locator("#stats tbody tr td:first-child").all_inner_texts()
     assert {c.strip() for c in commands} == {"ping", "catfact", "help", "mtg", "roll", "relationships"}
-    assert "malformed line skipped" in page.inner_text("#live")
+    page.wait_for_function("document.querySelector('#live').textContent.includes('1 malformed line skipped')")
     # the heatmap drew cells: purple-ish pixels on its canvas
     painted = page.evaluate("""() => {
         const c = document.querySelector('#heatmap canvas'); const d = c.getContext('2d')
@@ -156,6 +171,7 @@ def test_trace_list_filters_and_opens_a_waterfall(page: Page, explorer: tuple[st
     now = time.time_ns()
     limited = make_trace("catfact", now - 5 * 10**9, rate_limited=True, user="erin")
     write_spans(trace_file, make_trace("ping", now - 9 * 10**9) + limited)
+    wait_for_traces(url, 2)
     page.goto(url + "/traces")
     page.wait_for_selector("table.traces tbody tr")
     assert page.locator("table.traces tbody tr").count() == 2
