@@ -20,13 +20,19 @@ export function cellColor(count, max) {
   return `rgb(${c[0]},${c[1]},${c[2]})`;
 }
 
-function drawMarkers(u, markers) {
-  const ctx = u.ctx;
+// Save the canvas state and clip drawing to the plot area; the caller restores.
+function clipToPlot(u) {
   const { left, top, width, height } = u.bbox;
-  ctx.save();
-  ctx.beginPath();
-  ctx.rect(left, top, width, height);
-  ctx.clip();
+  u.ctx.save();
+  u.ctx.beginPath();
+  u.ctx.rect(left, top, width, height);
+  u.ctx.clip();
+  return u.ctx;
+}
+
+function drawMarkers(u, markers) {
+  const ctx = clipToPlot(u);
+  const { top, height } = u.bbox;
   ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
   ctx.lineWidth = 1.5 * devicePixelRatio;
   ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
@@ -94,12 +100,7 @@ export function heatmapChart(el, tip, data, { onOpen, onSelect }) {
     cursor: { drag: { x: true, y: true, setScale: false }, points: { show: false }, y: true },
     hooks: {
       draw: [(u) => {
-        const ctx = u.ctx;
-        const { left, top, width, height } = u.bbox;
-        ctx.save();
-        ctx.beginPath();
-        ctx.rect(left, top, width, height);
-        ctx.clip();
+        const ctx = clipToPlot(u);
         for (const c of h.cells) {
           const t0 = (h.t0_ms + c.col * h.col_ms) / 1000;
           const x0 = u.valToPos(t0, "x", true);
