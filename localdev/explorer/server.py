@@ -216,12 +216,8 @@ async def serve(ex: Explorer, host: str, port: int) -> tuple[web.AppRunner, asyn
     ex.poll()  # the file as it is now, before the first page asks
     runner = web.AppRunner(build_app(ex), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = port
-    server = getattr(site, "_server", None)
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
+    await web.TCPSite(runner, host, port).start()
+    bound = int(runner.addresses[0][1])
     return runner, asyncio.create_task(ex.follow()), bound
 
 
