@@ -1,22 +1,31 @@
 """The Azure Functions app (Python v2 programming model).
 
-One queue-triggered function per command, each in its own module under
-command_functions/ as a Blueprint, so each command scales on its own (Flex Consumption
-per-function scaling). Importing this module loads settings, sets up telemetry and builds
-the clients once: that work is the cold start, measured as the ``cold_start`` span.
+One queue-triggered function per registry row, each running the plain ``handle`` of
+``command_functions/<command>.py`` (the trigger is built by
+``function_runtime.triggers.command_blueprint``), so each command scales on its own
+(Flex Consumption per-function scaling). Functions that are not commands join through
+:data:`EXTRA_BLUEPRINTS`. Importing this module loads settings, sets up telemetry and
+builds the clients once: that work is the cold start, measured as the ``cold_start`` span.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import azure.functions as func
 
-from command_functions import catfact, help, mtg, ping, relationships, roll, source
-from shared import runtime
+from function_runtime import runtime
+from function_runtime.triggers import command_blueprint
+from shared.registry import COMMANDS
 
 # Settings, telemetry and clients, built while the worker starts rather than inside the
 # first invocation; a bad setting stops start-up here with one line naming it.
 runtime.get_runtime()
 
+EXTRA_BLUEPRINTS: tuple[func.Blueprint, ...] = ()  # non-command functions (e.g. an HTTP trigger)
+
 app = func.FunctionApp()
-for module in (help, ping, source, catfact, mtg, relationships, roll):
-    app.register_functions(module.bp)
+for spec in COMMANDS.values():
+    app.register_functions(command_blueprint(spec, importlib.import_module(spec.module).handle))
+for blueprint in EXTRA_BLUEPRINTS:
+    app.register_functions(blueprint)

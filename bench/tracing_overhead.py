@@ -1,4 +1,4 @@
-"""Tracing overhead: the cost of ``shared.invocation.invoke`` with tracing on vs off, and of its flush.
+"""Tracing overhead: the cost of ``function_runtime.invocation.invoke`` with tracing on vs off, and of its flush.
 
 Same handler (ping), same envelope, in-process, with a Runtime whose Discord REST edge
 only records the reply. Each mode runs in its own subprocess (a process has one global
@@ -23,9 +23,12 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import Context, HttpStub, Row, median, p99, ratio, summary
+
+if TYPE_CHECKING:
+    from shared.settings import Secret
 
 NAME = "tracing_overhead"
 METRICS = ("invoke() per invocation, tracing on", "flush per invocation (OTLP, local receiver)")
@@ -38,7 +41,13 @@ class _RecordingRest:
     def __init__(self) -> None:
         self.replies: list[str] = []
 
-    def send_reply(self, envelope: object, content: str) -> dict[str, Any]:
+    def create_message(
+        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None
+    ) -> dict[str, Any]:
+        self.replies.append(content)
+        return {}
+
+    def edit_original_response(self, application_id: str, interaction_token: Secret, content: str) -> dict[str, Any]:
         self.replies.append(content)
         return {}
 
@@ -82,10 +91,11 @@ def worker(mode: str, count: int, otlp_url: str | None) -> dict[str, list[float]
     from azure.functions.queue import QueueMessage
 
     from command_functions import ping
+    from function_runtime.runtime import Runtime
+    from function_runtime.startup import StartupMarks
     from shared import telemetry
     from shared.envelope import Envelope, Ids, encode
     from shared.registry import COMMANDS
-    from shared.runtime import Runtime, StartupMarks
     from shared.settings import AZURITE_CONNECTION_STRING, Secret, Settings, StorageSettings
 
     settings = Settings(storage=StorageSettings(connection_string=Secret(AZURITE_CONNECTION_STRING)),
@@ -99,10 +109,10 @@ def worker(mode: str, count: int, otlp_url: str | None) -> dict[str, list[float]
 
     import requests
 
-    from shared import invocation
+    from function_runtime import invocation
 
     rest = _RecordingRest()
-    rt = Runtime(settings=settings, rest=rest, http=requests.Session(), flags=_StaticFlags(),  # type: ignore[arg-type]
+    rt = Runtime(settings=settings, rest=rest, http=requests.Session(), flags=_StaticFlags(),
                  poison=lambda queue, doc: None, marks=StartupMarks(process_start_ns=time.time_ns()))
     env = Envelope(kind="message", command="ping", args="", ids=Ids("1", "2", "3", "4"), author_name="you",
                    received_at=datetime.now(UTC),

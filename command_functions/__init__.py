@@ -1,5 +1,6 @@
-"""One module per command, each a ``func.Blueprint`` with a queue trigger on ``cmd-<command>``.
+"""One module per command, named after it, each holding a plain ``handle(ctx) -> str``.
 
-Every trigger decodes nothing itself: it hands the QueueMessage to
-``shared.invocation.invoke`` with the module's plain ``handle`` function.
+No module declares its own trigger: function_app.py builds one for every registry row
+(``function_runtime.triggers.command_blueprint``), which hands the QueueMessage to
+``function_runtime.invocation.invoke`` with the module's ``handle``.
 """

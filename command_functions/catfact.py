@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
-import azure.functions as func
 from opentelemetry import trace
 
-from shared.context import CommandContext
-from shared.errors import ExternalApiError
-from shared.http import get_json
-from shared.invocation import invoke
+from function_runtime.context import CommandContext
+from function_runtime.errors import ExternalApiError
+from function_runtime.http import get_json
 from shared.registry import COMMANDS
 
-_log = logging.getLogger(__name__)
-
 SPEC = COMMANDS["catfact"]
-bp = func.Blueprint()
 
 TIMEOUT_S = 5.0
 SERVICE = "the cat fact service"
@@ -32,8 +25,3 @@ def handle(ctx: CommandContext) -> str:
     trace.get_current_span().set_attribute("app.catfact.length", len(fact))
     return fact[:MAX_REPLY_CHARS]
 
-
-@bp.function_name("catfact")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def catfact(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)

@@ -6,14 +6,10 @@ args ``foo``... only when ``foo`` is not a command), so the user learns what exi
 
 from __future__ import annotations
 
-import azure.functions as func
-
-from shared.context import CommandContext
-from shared.invocation import invoke
+from function_runtime.context import CommandContext
 from shared.registry import COMMANDS
 
 SPEC = COMMANDS["help"]
-bp = func.Blueprint()
 
 
 def _line(prefix: str, name: str) -> str:
@@ -33,8 +29,3 @@ def handle(ctx: CommandContext) -> str:
         return f"Unknown command `{shown}`. Try `{prefix}help` for the list."
     return "Commands you can run:\n" + "\n".join(_line(prefix, name) for name in visible)
 
-
-@bp.function_name("help")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def help_(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 
-import azure.functions as func
 from opentelemetry import trace
 
 from command_functions.mtg_query import (
@@ -28,16 +27,15 @@ from command_functions.mtg_query import (
     parse,
     search_url,
 )
-from shared.context import CommandContext
-from shared.errors import ExternalApiError
-from shared.http import get_json
-from shared.invocation import invoke
-from shared.registry import COMMANDS, SOURCE_URL
+from function_runtime.context import CommandContext
+from function_runtime.errors import ExternalApiError
+from function_runtime.http import get_json
+from shared.registry import COMMANDS
+from shared.useragent import user_agent
 
 _log = logging.getLogger(__name__)
 
 SPEC = COMMANDS["mtg"]
-bp = func.Blueprint()
 
 TIMEOUT_S = 5.0
 SUGGEST_TIMEOUT_S = 3.0  # the suggestion is a nicety; don't double the wait for it
@@ -52,7 +50,7 @@ NOT_FOUND_TEXT = {
 
 def _headers(ctx: CommandContext) -> dict[str, str]:
     return {
-        "User-Agent": f"discord-functions-bot/{ctx.settings.service_version} (+{SOURCE_URL})",
+        "User-Agent": user_agent("external", ctx.settings.service_version),
         "Accept": "application/json",
     }
 
@@ -115,8 +113,3 @@ def handle(ctx: CommandContext) -> str:
     span.set_attributes({"app.mtg.lookup": "found", "app.mtg.commander": name, "app.mtg.colour_identity": identity})
     return _reply(_literal(name), identity, query)
 
-
-@bp.function_name("mtg")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def mtg(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)

@@ -32,7 +32,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from shared.errors import UsageError
+from function_runtime.errors import UsageError
 
 SEARCH_URL = "https://scryfall.com/search"
 MAX_ARGS_CHARS = 300

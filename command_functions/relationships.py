@@ -13,22 +13,16 @@ relationships; with ``objective`` it is the objective. The credit is always show
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import urlsplit
 
-import azure.functions as func
 from opentelemetry import trace
 
-from shared.context import CommandContext
-from shared.errors import ExternalApiError, UsageError
-from shared.http import get_json
-from shared.invocation import invoke
+from function_runtime.context import CommandContext
+from function_runtime.errors import ExternalApiError, UsageError
+from function_runtime.http import get_json
 from shared.registry import COMMANDS
 
-_log = logging.getLogger(__name__)
-
 SPEC = COMMANDS["relationships"]
-bp = func.Blueprint()
 
 TIMEOUT_S = 5.0
 SERVICE = "the relationships service"
@@ -67,8 +61,3 @@ def handle(ctx: CommandContext) -> str:
     lines.append(f"-# Credit: {credit}")
     return "\n".join(lines)
 
-
-@bp.function_name("relationships")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def relationships(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)

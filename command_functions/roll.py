@@ -7,23 +7,17 @@ chained with arrows (``10→7``). Gated by the ``roll`` feature flag (the wrappe
 
 from __future__ import annotations
 
-import logging
 import random
 from dataclasses import dataclass
 
-import azure.functions as func
 from opentelemetry import trace
 
 from command_functions.dice import MAX_DICE, MIN_DICE, Roll, roll_chance, roll_dice
-from shared.context import CommandContext
-from shared.errors import UsageError
-from shared.invocation import invoke
+from function_runtime.context import CommandContext
+from function_runtime.errors import UsageError
 from shared.registry import COMMANDS
 
-_log = logging.getLogger(__name__)
-
 SPEC = COMMANDS["roll"]
-bp = func.Blueprint()
 
 _RNG = random.SystemRandom()
 MAX_ARGS_CHARS = 40  # "30 9a" and friends; anything longer is not a roll
@@ -98,8 +92,3 @@ def reply(ctx: CommandContext, rng: random.Random) -> str:
     })
     return format_roll(result)
 
-
-@bp.function_name("roll")
-@bp.queue_trigger(arg_name="msg", queue_name=SPEC.queue, connection="AzureWebJobsStorage")
-def roll(msg: func.QueueMessage) -> None:
-    invoke(msg, SPEC, handle)

@@ -9,7 +9,6 @@ in the envelope to the function.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -24,9 +23,7 @@ from shared.errors import EnvelopeError
 from shared.registry import COMMANDS, MESSAGING_SYSTEM
 from shared.telemetry import ENVELOPE_PROPAGATOR, trace_fields_context
 
-_log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
-
 
 
 class Outcome(Enum):

@@ -14,14 +14,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 from email.utils import formatdate
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import aiohttp
-
-_log = logging.getLogger(__name__)
 
 API_VERSION = "2021-12-02"
 CONTENT_TYPE = "application/xml; charset=utf-8"

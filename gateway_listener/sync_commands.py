@@ -15,12 +15,11 @@ from typing import Any
 
 import requests
 
-from shared.discord_rest import USER_AGENT
 from shared.errors import SettingsError
 from shared.registry import COMMANDS, CommandSpec
 from shared.settings import Settings, load_settings
+from shared.useragent import user_agent
 
-_log = logging.getLogger(__name__)
 CHAT_INPUT = 1
 
 
@@ -44,7 +43,7 @@ def sync_commands(settings: Settings, guild_id: str | None = None, session: requ
     http = session or requests.Session()
     headers = {
         "Authorization": f"Bot {settings.discord_token.reveal()}",
-        "User-Agent": USER_AGENT,
+        "User-Agent": user_agent("discord", settings.service_version),
     }
     base = settings.discord_api_base_url
     app = http.get(f"{base}/applications/@me", headers=headers, timeout=10)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -21,8 +20,6 @@ from shared.settings import StorageSettings
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient as AsyncQueueClient
-
-_log = logging.getLogger(__name__)
 
 
 class ScaleController:

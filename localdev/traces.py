@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -22,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from shared.telemetry_exporters import DEFAULT_TRACE_FILE
-
-_log = logging.getLogger(__name__)
 
 BAR_WIDTH = 24
 NAME_WIDTH = 34

@@ -1,4 +1,4 @@
-"""Error types shared by both sides.
+"""Error types both sides raise (the function side's own are in function_runtime/errors.py).
 
 The split that matters is *permanent* vs *transient*: a permanent error can never
 succeed on retry (bad envelope, unknown command, 401/403), so the message goes to the
@@ -27,27 +27,3 @@ class TransientError(BotError):
 
 class EnvelopeError(PermanentError):
     """A queue message is not an envelope this version understands."""
-
-
-class UsageError(BotError):
-    """The user's arguments are wrong; the reply explains the usage."""
-
-
-class DiscordAuthError(PermanentError):
-    """Discord answered 401/403: the token or permissions are wrong."""
-
-
-class DiscordNotFoundError(PermanentError):
-    """Discord answered 404: the channel, message or interaction is gone."""
-
-
-class DiscordRequestError(PermanentError):
-    """Discord rejected the request (4xx other than 401/403/404/429)."""
-
-
-class DiscordUnavailableError(TransientError):
-    """Discord kept answering 5xx or 429 beyond our retry budget."""
-
-
-class ExternalApiError(TransientError):
-    """An external API (catfact, Scryfall, ...) failed or timed out."""

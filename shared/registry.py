@@ -1,8 +1,9 @@
 """The command registry: one table both sides read.
 
 The listener looks commands up here to route them (and to register slash commands);
-the function app has one Blueprint per entry (a test checks both agree); ``help`` is
-generated from it. Adding a command = one row here + one module in command_functions/.
+function_app.py builds one queue-triggered function per row, running the ``handle`` of
+the row's module (:attr:`CommandSpec.module`); ``help`` is generated from it. Adding a
+command = one row here + one module ``command_functions/<name>.py`` with ``handle(ctx) -> str``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 QUEUE_PREFIX = "cmd-"
+COMMAND_PACKAGE = "command_functions"  # where each command's module lives, named after the command
 POISON_SUFFIX = "-poison"
 MESSAGING_SYSTEM = "azure_queue_storage"  # messaging.system on both sides of the queue hop
 
@@ -36,6 +38,11 @@ class CommandSpec:
     @property
     def queue(self) -> str:
         return queue_name(self.name)
+
+    @property
+    def module(self) -> str:
+        """The module holding this command's ``handle(ctx) -> str`` (imported by the function app only)."""
+        return f"{COMMAND_PACKAGE}.{self.name}"
 
 
 def queue_name(command: str) -> str:

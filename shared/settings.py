@@ -2,7 +2,12 @@
 
 Sources, highest priority first: the process environment, then the ``Values`` of
 ``local.settings.json`` in the project root (as Azure Functions Core Tools does), then
-the defaults in DESIGN.md. Nothing else in the project reads ``os.environ``.
+the defaults in DESIGN.md. Nothing else in the bot's processes reads ``os.environ`` for
+settings. Telemetry setup writes to it (never reads it): two libraries take options only
+as environment variables, the Azure Monitor exporter's opt-outs
+(``shared/telemetry_exporters.py``) and the requests instrumentation's
+``OTEL_SEMCONV_STABILITY_OPT_IN`` (``shared/telemetry_processors.py``). The local tools
+(``localdev/``, ``bench/``) pass the environment on to the processes they start.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.errors import SettingsError
+from shared.useragent import DEFAULT_VERSION
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FLAGS_FILE = PROJECT_ROOT / "feature_flags.example.json"
@@ -80,7 +86,7 @@ class Settings:
     appconfig_endpoint: str | None = None
     local_trace_file: Path | None = None
     deployment_environment: str = "local"
-    service_version: str = "0.1.0"
+    service_version: str = DEFAULT_VERSION
     azure_resource: Mapping[str, str] = field(default_factory=dict)
     listener_buffer_capacity: int = 1000
 
@@ -221,7 +227,7 @@ def load_settings(
         deployment_environment=values.get(
             "DEPLOYMENT_ENVIRONMENT", "azure" if values.get("WEBSITE_SITE_NAME") else "local"
         ),
-        service_version=values.get("SERVICE_VERSION", "0.1.0"),
+        service_version=values.get("SERVICE_VERSION", DEFAULT_VERSION),
         azure_resource=_azure_resource(values),
         listener_buffer_capacity=_bounded_int(values, "LISTENER_BUFFER_CAPACITY", 1000, 1, 1_000_000),
     )

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from opentelemetry import baggage, trace
 from opentelemetry import context as context_api
@@ -41,21 +39,17 @@ from shared.telemetry_provider import (
 
 __all__ = [
     "ENVELOPE_PROPAGATOR",
-    "PROCESS_START_NS",
     "SERVICE_NAMES",
-    "TELEMETRY_SETUP_NS",
     "TRACE_FIELDS",
     "Component",
     "build_provider",
     "build_resource",
     "flush",
-    "reset_for_tests",
     "sample_rate",
     "sampling_ratio",
     "setup_telemetry",
     "shutdown",
     "trace_fields_context",
-    "trace_link",
 ]
 
 if TYPE_CHECKING:
@@ -64,38 +58,14 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 _log = logging.getLogger(__name__)
-_IMPORTED_NS = time.time_ns()
 
 ENVELOPE_PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
 
-def _process_start_ns() -> int:
-    """When the OS started this process, in epoch ns (else when this module was imported).
-
-    /proc/self/stat gives the start in clock ticks since boot. Boot time is taken as
-    ``now - /proc/uptime`` (10 ms resolution) rather than /proc/stat's ``btime`` (whole
-    seconds), which would smear a cold start by up to a second.
-    """
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            stat = f.read()
-        with open("/proc/uptime", "rb") as f:
-            uptime_s = float(f.read().split()[0])
-        now = time.time_ns()
-        ticks = int(stat.rsplit(b")", 1)[1].split()[19])  # field 22; comm may contain spaces
-        started = now - int((uptime_s - ticks / os.sysconf("SC_CLK_TCK")) * 1e9)
-    except (OSError, ValueError, IndexError):
-        return _IMPORTED_NS
-    return min(started, _IMPORTED_NS)
-
-
-PROCESS_START_NS: int = _process_start_ns()
-TELEMETRY_SETUP_NS: tuple[int, int] | None = None  # (start, end) of setup_telemetry, for the cold_start span
-
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _requests_instrumented = False
-_requests_settings: Settings | None = None  # what requests was instrumented with (for tests' restore)
+_requests_settings: Settings | None = None  # what requests was instrumented with (tests restore it)
 _flush_lock = threading.Lock()
 _flusher: tuple[object, _Job] | None = None  # (provider, job) of the last flush
 
@@ -129,12 +99,11 @@ def setup_telemetry(
     use_simple_processor: bool = False,
 ) -> TracerProvider:
     """Build and install the global TracerProvider and propagator; later calls return the first provider."""
-    global _provider, TELEMETRY_SETUP_NS, _requests_instrumented
+    global _provider, _requests_instrumented, _requests_settings
     with _lock:
         if _provider is not None:
             _log.debug("telemetry already set up; keeping the installed provider")
             return _provider
-        began = time.time_ns()
         provider = build_provider(
             settings, component, extra_exporters=extra_exporters, use_simple_processor=use_simple_processor
         )
@@ -149,11 +118,9 @@ def setup_telemetry(
 
             instrument_requests(settings, provider)
             _requests_instrumented = True
-            global _requests_settings
             _requests_settings = settings
         atexit.register(shutdown)
         _provider = provider
-        TELEMETRY_SETUP_NS = (began, time.time_ns())
         return provider
 
 
@@ -229,76 +196,3 @@ def shutdown(timeout_millis: int = 3000) -> None:
         return True
 
     _run_bounded("shutdown", stop, timeout_millis)
-
-
-def trace_link(
-    trace_id_hex: str,
-    settings: Settings,
-    *,
-    team: str | None = None,
-    environment: str | None = None,
-    dataset: str | None = None,
-) -> str | None:
-    """A Honeycomb trace deep link, or None without Honeycomb or without the team/environment slugs.
-
-    Format (docs.honeycomb.io "Share a Trace"):
-    ``https://ui.honeycomb.io/<team>/environments/<env>/datasets/<dataset>/trace?trace_id=<id>``;
-    the EU region uses ``ui.eu1.honeycomb.io``. The dataset defaults to the listener's service name
-    (the service holding the root span).
-    """
-    if not (settings.honeycomb_api_key and team and environment):
-        return None
-    host = "ui.eu1.honeycomb.io" if ".eu1." in urlsplit(settings.honeycomb_api_endpoint).netloc else "ui.honeycomb.io"
-    from shared.telemetry_provider import service_name
-
-    dataset = dataset or service_name(settings, "listener")
-    return f"https://{host}/{team}/environments/{environment}/datasets/{dataset}/trace?trace_id={trace_id_hex}"
-
-
-TestState = tuple["TracerProvider | None", "tuple[int, int] | None", "Settings | None"]
-
-
-def reset_for_tests(*, shutdown_provider: bool = True) -> TestState:
-    """TESTS ONLY: forget the installed provider so setup can run again; returns what was installed.
-
-    Resets OpenTelemetry's private once-only global (as its own test utilities do).
-    Tracers already resolved keep pointing at the old provider, which is why tests that
-    need a fresh global hand the old one back with :func:`restore_for_tests` afterwards.
-    """
-    global _provider, TELEMETRY_SETUP_NS, _requests_instrumented, _requests_settings
-    with _lock:
-        state: TestState = (_provider, TELEMETRY_SETUP_NS, _requests_settings if _requests_instrumented else None)
-        if shutdown_provider:
-            shutdown(1000)
-        if _requests_instrumented:
-            from shared.telemetry_processors import uninstrument_requests
-
-            uninstrument_requests()
-            _requests_instrumented = False
-            _requests_settings = None
-        atexit.unregister(shutdown)
-        from opentelemetry.util._once import Once
-
-        trace._TRACER_PROVIDER_SET_ONCE = Once()
-        trace._TRACER_PROVIDER = None
-        _provider = None
-        TELEMETRY_SETUP_NS = None
-        return state
-
-
-def restore_for_tests(state: TestState) -> None:
-    """TESTS ONLY: shut down whatever a test installed and reinstall ``state``'s provider."""
-    global _provider, TELEMETRY_SETUP_NS, _requests_instrumented, _requests_settings
-    reset_for_tests()
-    provider, setup_ns, requests_settings = state
-    if provider is None:
-        return
-    with _lock:
-        trace.set_tracer_provider(provider)
-        _provider, TELEMETRY_SETUP_NS = provider, setup_ns
-        if requests_settings is not None:
-            from shared.telemetry_processors import instrument_requests
-
-            instrument_requests(requests_settings, provider)
-            _requests_instrumented, _requests_settings = True, requests_settings
-        atexit.register(shutdown)

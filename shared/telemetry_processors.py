@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,6 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-_log = logging.getLogger(__name__)
 
 SAMPLE_RATE_KEY = "SampleRate"  # Honeycomb's field: each event stands for this many
 _SECRET_PARAM = re.compile(r"token|key|secret|password|passwd|sig|signature|auth|code|credential", re.I)

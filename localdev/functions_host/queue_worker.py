@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
@@ -32,6 +33,16 @@ _log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 SETTLE_TIMEOUT = 10.0  # bound on delete/release/poison calls at shutdown
+
+
+class Outcome(Enum):
+    """How one invocation ended; the value is what the host's "Executed" log line says."""
+
+    SUCCEEDED = "Succeeded"  # deleted
+    FAILED = "Failed"  # released for a retry, or poisoned at maxDequeueCount
+    TIMED_OUT = "Timed out"  # like FAILED
+    POISONED = "Poisoned (dequeued too often before)"  # moved to <queue>-poison without a call
+    CANCELLED = "Cancelled (host shutting down)"  # released at once; does not count as a failure
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
@@ -139,21 +150,21 @@ class QueueWorker:
         started = time.monotonic()
         lease = _Lease(msg)
         renewer = asyncio.create_task(self._renew(lease))
-        outcome = "Failed"
+        outcome = Outcome.FAILED
         try:
             if msg.dequeue_count is not None and msg.dequeue_count > self._config.max_dequeue_count:
-                outcome = "Poisoned (dequeued too often before)"
+                outcome = Outcome.POISONED
             else:
                 body = decode_body(msg.content, self._config.message_encoding)
                 await self.invoker(trigger_message(msg, body))
-                outcome = "Succeeded"
+                outcome = Outcome.SUCCEEDED
         except BodyDecodeError as exc:
             _log.error("%s: message %s not delivered to the function: %s", self.name, msg.id, exc)
         except TimeoutError:
-            outcome = "Timed out"
+            outcome = Outcome.TIMED_OUT
             _log.error("%s: message %s: function ran past functionTimeout", self.name, msg.id)
         except asyncio.CancelledError:
-            outcome = "Cancelled (host shutting down)"
+            outcome = Outcome.CANCELLED
         except Exception:
             _log.exception("%s: message %s: function raised", self.name, msg.id)
         finally:
@@ -163,13 +174,13 @@ class QueueWorker:
         duration_ms = (time.monotonic() - started) * 1000
         _log.info(
             "Executed '%s' (%s, message=%s, dequeue_count=%s, duration=%.0fms)",
-            self.name, outcome, msg.id, msg.dequeue_count, duration_ms,
+            self.name, outcome.value, msg.id, msg.dequeue_count, duration_ms,
         )  # fmt: skip
 
-    async def _settle(self, msg: StorageQueueMessage, lease: _Lease, outcome: str) -> None:
-        if outcome == "Succeeded":
+    async def _settle(self, msg: StorageQueueMessage, lease: _Lease, outcome: Outcome) -> None:
+        if outcome is Outcome.SUCCEEDED:
             await self._try(self._queue.delete_message(lease.id, lease.pop_receipt))
-        elif outcome.startswith("Cancelled") or (msg.dequeue_count or 0) < self._config.max_dequeue_count:
+        elif outcome is Outcome.CANCELLED or (msg.dequeue_count or 0) < self._config.max_dequeue_count:
             visible_in = int(self._config.visibility_timeout.total_seconds())
             await self._try(self._queue.update_message(lease.id, lease.pop_receipt, visibility_timeout=visible_in))
         else:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
+from function_runtime.context import CommandContext
 from localdev.external_apis import CARDS, CAT_FACT, RELATIONSHIP, StubApis, api_settings
-from shared.context import CommandContext
 from shared.envelope import Envelope, Ids
 from shared.registry import COMMANDS
 from shared.settings import Settings, load_settings

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from command_functions import catfact
-from shared.errors import ExternalApiError
+from function_runtime.errors import ExternalApiError
 from shared.settings import Settings, load_settings
 from tests.command_functions.stub_apis import CAT_FACT, StubApis, make_ctx
 

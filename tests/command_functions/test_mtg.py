@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind
 
 from command_functions import mtg
 from command_functions.mtg_query import MAX_CRITERIA, help_text, parse, search_url
-from shared.errors import ExternalApiError, UsageError
+from function_runtime.errors import ExternalApiError, UsageError
 from shared.registry import SOURCE_URL
 from shared.settings import Settings
 from tests.command_functions.stub_apis import StubApis, make_ctx

@@ -9,7 +9,7 @@ import requests
 
 from command_functions import help as help_command
 from command_functions import relationships
-from shared.errors import ExternalApiError, UsageError
+from function_runtime.errors import ExternalApiError, UsageError
 from shared.settings import Settings, load_settings
 from tests.command_functions.stub_apis import RELATIONSHIP, StubApis, make_ctx
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from command_functions import roll
 from command_functions.dice import MAX_DICE, MAX_REROLLS, roll_chance, roll_dice
-from shared.errors import UsageError
+from function_runtime.errors import UsageError
 from shared.settings import Settings, load_settings
 from tests.command_functions.stub_apis import make_ctx
 

@@ -23,15 +23,17 @@ from requests.structures import CaseInsensitiveDict
 
 from command_functions import mtg
 from command_functions.mtg_query import parse as parse_mtg
+from function_runtime.context import CommandContext
+from function_runtime.discord_rest import MAX_CONTENT, DiscordRest
+from function_runtime.errors import UsageError
+from function_runtime.invocation import _run_command
+from function_runtime.replies import send_reply
 from gateway_listener.parsing import parse_message
-from shared.context import CommandContext
-from shared.discord_rest import MAX_CONTENT, DiscordRest
 from shared.envelope import Envelope, Ids, InteractionRef, decode, encode
-from shared.errors import EnvelopeError, UsageError
-from shared.invocation import _run_command
+from shared.errors import EnvelopeError
 from shared.registry import COMMANDS
 from shared.settings import Secret, Settings, StorageSettings
-from tests.shared.openapi_oracle import oracle
+from tests.function_runtime.openapi_oracle import oracle
 
 SETTINGS = Settings(storage=StorageSettings(), catfact_api_url="http://127.0.0.1:9/catfact",
                     scryfall_api_url="http://127.0.0.1:9/scryfall", relationships_api_url="http://127.0.0.1:9/rel")
@@ -121,8 +123,8 @@ def test_any_message_becomes_a_reply_discord_accepts(
                          http=HTTP, flags=dict.fromkeys(("roll", "relationships"), True), trace_id="0" * 32)
     reply = _run_command(HANDLERS[decoded.command], ctx, trace.get_current_span())  # what invoke() sends
     recorder = _Recorder()
-    DiscordRest("http://discord.test/api/v10", Secret("bot-token"), session=recorder, sleep=lambda _: None) \
-        .send_reply(decoded, reply)
+    send_reply(DiscordRest("http://discord.test/api/v10", Secret("bot-token"), session=recorder, sleep=lambda _: None),
+               decoded, reply)
     _check_request(recorder)
 
 

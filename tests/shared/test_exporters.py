@@ -212,10 +212,8 @@ def test_azure_monitor_envelopes_link_the_trace(receiver: Receiver) -> None:
 
 
 @pytest.fixture
-def installed() -> Iterator[None]:
-    state = telemetry.reset_for_tests(shutdown_provider=False)
-    yield
-    telemetry.restore_for_tests(state)
+def installed(fresh_telemetry: None) -> None:
+    """Each test installs its own telemetry."""
 
 
 @pytest.mark.parametrize("mode", ["hang", "503"])

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import requests
 from opentelemetry import baggage, context, propagate, trace
@@ -26,6 +25,7 @@ from shared.telemetry_exporters import otlp_targets, parse_otlp_headers
 from shared.telemetry_processors import redact_query
 from shared.trace_file import JsonLinesSpanExporter
 from tests.shared.test_exporters import Receiver
+from tests.tracing import reset_telemetry, restore_telemetry
 
 FIELDS = {"app.command": "catfact", "discord.guild.id": "1", "discord.channel.id": "2", "discord.author.id": "3"}
 
@@ -45,10 +45,10 @@ def provider_with_memory(
 
 @pytest.fixture
 def clean_globals() -> Iterator[None]:
-    state = telemetry.reset_for_tests(shutdown_provider=False)
+    state = reset_telemetry(shutdown_provider=False)
     saved = propagate.get_global_textmap()
     yield
-    telemetry.restore_for_tests(state)
+    restore_telemetry(state)
     propagate.set_global_textmap(saved)
 
 
@@ -56,9 +56,6 @@ def test_setup_is_idempotent_and_installs_the_global_provider(tmp_path: Path, cl
     first, second = InMemorySpanExporter(), InMemorySpanExporter()
     settings = make_settings(tmp_path)
     provider = telemetry.setup_telemetry(settings, "listener", extra_exporters=[first], use_simple_processor=True)
-    assert telemetry.TELEMETRY_SETUP_NS is not None
-    began, ended = telemetry.TELEMETRY_SETUP_NS
-    assert telemetry.PROCESS_START_NS <= began <= ended
 
     again = telemetry.setup_telemetry(settings, "functions", extra_exporters=[second], use_simple_processor=True)
     assert again is provider and trace.get_tracer_provider() is provider
@@ -264,18 +261,6 @@ def test_otlp_settings_parsing() -> None:
         ("https://api.honeycomb.io/v1/traces", {"x-honeycomb-team": "hcaik_k"}),
     ]
     assert redact_query("https://x/y?q=cats&token=abc") == "https://x/y?q=cats&token=REDACTED"
-
-
-def test_trace_link_and_process_start(tmp_path: Path) -> None:
-    assert telemetry.trace_link("ab" * 16, make_settings(tmp_path)) is None
-    hny = make_settings(tmp_path, honeycomb_api_key=Secret("k"))
-    assert telemetry.trace_link("ab" * 16, hny) is None  # team/environment unknown
-    assert telemetry.trace_link("ab" * 16, hny, team="t", environment="prod") == (
-        "https://ui.honeycomb.io/t/environments/prod/datasets/discord-bot-listener/trace?trace_id=" + "ab" * 16
-    )
-    started_by_os = psutil.Process().create_time()
-    assert abs(telemetry.PROCESS_START_NS / 1e9 - started_by_os) < 1.0
-    assert time.time_ns() >= telemetry.PROCESS_START_NS
 
 
 class _SlowExporter(InMemorySpanExporter):

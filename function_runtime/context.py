@@ -1,7 +1,7 @@
 """What a command handler receives, and what it returns.
 
 A handler is a plain function ``(CommandContext) -> str``: no host, no queue, no
-Discord client. The invocation wrapper (shared/invocation.py) builds the context,
+Discord client. The invocation wrapper (function_runtime/invocation.py) builds the context,
 opens the spans around it and sends the returned text to Discord.
 """
 
@@ -40,6 +40,6 @@ Handler = Callable[[CommandContext], str]
 
 
 class FlagSource(Protocol):
-    """Evaluates feature flags for one author (see shared/flags.py)."""
+    """Evaluates feature flags for one author (see function_runtime/flags.py)."""
 
     def evaluate(self, names: list[str], envelope: Envelope) -> dict[str, bool]: ...

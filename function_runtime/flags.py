@@ -45,7 +45,7 @@ from featuremanagement import FeatureManager, TargetingContext
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
-from shared.context import FlagSource
+from function_runtime.context import FlagSource
 from shared.envelope import Envelope
 from shared.settings import Settings
 

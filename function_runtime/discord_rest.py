@@ -7,7 +7,7 @@ original response is a PATCH. So a timeout or a 5xx can safely be retried here, 
 failure left over is raised as a :class:`~shared.errors.TransientError` for the queue.
 
 Rate limits follow https://discord.com/developers/docs/topics/rate-limits (see
-:mod:`shared.discord_ratelimit`). Every HTTP attempt is a CLIENT span named after the
+:mod:`function_runtime.discord_ratelimit`). Every HTTP attempt is a CLIENT span named after the
 route *template*; the bot token and interaction tokens never reach a span, a log line
 or an exception message (requests' own exceptions print the URL, so they are replaced).
 """
@@ -30,18 +30,16 @@ import requests
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
-from shared.envelope import Envelope
-from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
-from shared.registry import SOURCE_URL
+from function_runtime.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
+from function_runtime.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from shared.settings import Secret
+from shared.useragent import user_agent as discord_user_agent
 
 _log = logging.getLogger(__name__)
 
 MAX_CONTENT = 2000  # Discord's message limit for bots (the OpenAPI file allows 4000 on create: Nitro users)
 MAX_NONCE = 25
 EMPTY_PLACEHOLDER = "(no response)"  # Discord rejects empty messages (50006)
-USER_AGENT = f"DiscordBot ({SOURCE_URL}, 0.1.0)"  # the form Discord asks bots to send
 _MAX_RATE_LIMITED = 5  # 429s per call, on top of the wait budget (guards retry_after: 0 loops)
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
 
@@ -83,7 +81,7 @@ class DiscordRest:
         max_attempts: int = 4,
         max_total_wait: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
-        user_agent: str = USER_AGENT,
+        user_agent: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         ratelimiter: RateLimiter | None = None,
         tracer_provider: trace.TracerProvider | None = None,
@@ -100,7 +98,7 @@ class DiscordRest:
         self._max_total_wait = max_total_wait
         self._sleep = sleep
         self._clock = clock
-        self._user_agent = user_agent
+        self._user_agent = user_agent or discord_user_agent("discord")
         self._limiter = ratelimiter or _shared_limiter(self._base, token)
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._random = random.Random()
@@ -108,7 +106,9 @@ class DiscordRest:
 
     # -- public API -------------------------------------------------------------------------
 
-    def create_message(self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None) -> dict:
+    def create_message(
+        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None
+    ) -> dict[str, Any]:
         """POST a channel message that pings no one; ``nonce`` makes redeliveries safe."""
         if not nonce:
             raise ValueError("nonce: required (it is the reply's idempotency key)")
@@ -128,7 +128,7 @@ class DiscordRest:
         route = _Route("POST", CREATE_MESSAGE, path, path, f"channel:{channel_id}", bot_auth=True)
         return self._request(route, body)
 
-    def edit_original_response(self, application_id: str, interaction_token: Secret, content: str) -> dict:
+    def edit_original_response(self, application_id: str, interaction_token: Secret, content: str) -> dict[str, Any]:
         """PATCH the deferred interaction response. The token rides in the path, not in a header."""
         app = quote(application_id, safe="")
         path = f"/webhooks/{app}/{quote(interaction_token.reveal(), safe='')}/messages/@original"
@@ -137,14 +137,6 @@ class DiscordRest:
         route = _Route("PATCH", EDIT_ORIGINAL, path, redacted, f"webhook:{application_id}:{digest}", bot_auth=False)
         body = {"content": fit_content(content), "allowed_mentions": _no_mentions()}
         return self._request(route, body)
-
-    def send_reply(self, envelope: Envelope, content: str) -> dict:
-        """Reply to whatever invoked the command: a message reply, or the interaction's edit."""
-        if envelope.kind == "interaction":
-            if envelope.interaction is None:
-                raise ValueError("interaction envelope without interaction application_id/token")
-            return self.edit_original_response(envelope.interaction.application_id, envelope.interaction.token, content)
-        return self.create_message(envelope.ids.channel, content, nonce=envelope.nonce, reply_to=envelope.ids.message)
 
     def close(self) -> None:
         if self._own_session:
@@ -164,13 +156,7 @@ class DiscordRest:
         while True:
             pre_wait = self._limiter.wait_needed(route.template, route.major, self._clock())
             if pre_wait is not None:
-                if waited + pre_wait.seconds > self._max_total_wait:
-                    raise DiscordUnavailableError(
-                        f"Discord {route.name}: rate limit resets in {pre_wait.seconds:.1f}s, "
-                        f"beyond the {self._max_total_wait:.0f}s wait budget"
-                    )
-                self._sleep(pre_wait.seconds)
-                waited += pre_wait.seconds
+                waited = self._wait(route, pre_wait.seconds, waited, f"rate limit resets in {pre_wait.seconds:.1f}s")
             outcome = self._attempt(route, body, attempt, failures, pre_wait)
             attempt += 1
             if isinstance(outcome, dict):
@@ -185,13 +171,17 @@ class DiscordRest:
                     raise DiscordUnavailableError(
                         f"Discord {route.name}: gave up after {attempt} attempts (last: {outcome.reason})"
                     )
-            if waited + outcome.delay > self._max_total_wait:
-                raise DiscordUnavailableError(
-                    f"Discord {route.name}: {outcome.reason}; retrying in {outcome.delay:.1f}s would pass "
-                    f"the {self._max_total_wait:.0f}s wait budget ({waited:.1f}s waited)"
-                )
-            self._sleep(outcome.delay)
-            waited += outcome.delay
+            waited = self._wait(route, outcome.delay, waited, f"{outcome.reason}; retrying in {outcome.delay:.1f}s")
+
+    def _wait(self, route: _Route, seconds: float, waited: float, why: str) -> float:
+        """Sleep ``seconds`` unless that passes the wait budget (then raise); the new total waited."""
+        if waited + seconds > self._max_total_wait:
+            raise DiscordUnavailableError(
+                f"Discord {route.name}: {why} would pass the {self._max_total_wait:.0f}s wait budget "
+                f"({waited:.1f}s waited)"
+            )
+        self._sleep(seconds)
+        return waited + seconds
 
     def _attempt(
         self, route: _Route, body: dict[str, Any], attempt: int, failures: int, pre_wait: Wait | None

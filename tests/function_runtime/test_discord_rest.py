@@ -22,12 +22,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from shared.discord_ratelimit import RateLimiter
-from shared.discord_rest import EMPTY_PLACEHOLDER, MAX_CONTENT, DiscordRest, fit_content
+from function_runtime.discord_ratelimit import RateLimiter
+from function_runtime.discord_rest import EMPTY_PLACEHOLDER, MAX_CONTENT, DiscordRest, fit_content
+from function_runtime.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
+from function_runtime.replies import send_reply
 from shared.envelope import Envelope, Ids, InteractionRef
-from shared.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from shared.settings import Secret
-from tests.shared.openapi_oracle import oracle
+from tests.function_runtime.openapi_oracle import oracle
 
 BOT_TOKEN = Secret("MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.bot-token-that-must-never-leak")
 INTERACTION_TOKEN = Secret("aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDEyMzQ1Njc4OnNlY3JldA-never-leak")
@@ -325,8 +326,8 @@ def _envelope(kind: str) -> Envelope:
 
 def test_send_reply_picks_the_route_from_the_envelope(stub, make_client):
     client = make_client()
-    client.send_reply(_envelope("message"), "to a message")
-    client.send_reply(_envelope("interaction"), "to a slash command")
+    send_reply(client, _envelope("message"), "to a message")
+    send_reply(client, _envelope("interaction"), "to a slash command")
     create, edit = stub.seen
     assert create.method == "POST" and create.body["nonce"] == MESSAGE
     assert create.body["message_reference"]["message_id"] == MESSAGE

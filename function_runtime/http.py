@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from shared.errors import ExternalApiError
+from function_runtime.errors import ExternalApiError
 
 _log = logging.getLogger(__name__)
 

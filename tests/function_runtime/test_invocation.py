@@ -21,18 +21,19 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from command_functions import ping
+from function_runtime.context import CommandContext
+from function_runtime.discord_rest import DiscordRest
+from function_runtime.errors import DiscordUnavailableError, ExternalApiError
+from function_runtime.invocation import invoke
+from function_runtime.runtime import Runtime, _queue_poison_sink
+from function_runtime.startup import StartupMarks
 from gateway_listener.dispatch import Incoming, Outcome, dispatch
 from gateway_listener.enqueuer import Enqueuer
 from gateway_listener.parsing import parse_message
 from localdev.discord_emulator import EmulatorThread
-from shared.context import CommandContext
-from shared.discord_rest import DiscordRest
 from shared.envelope import Envelope, Ids
-from shared.errors import DiscordUnavailableError, ExternalApiError
-from shared.invocation import invoke
 from shared.queues import queue_client
 from shared.registry import COMMANDS, poison_queue_name
-from shared.runtime import Runtime, StartupMarks, _queue_poison_sink
 from shared.settings import Secret, Settings
 from tests.tracing import by_name
 

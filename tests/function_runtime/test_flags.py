@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
+from function_runtime.flags import EVENT_NAME, AppConfig, FeatureFlags, FileConfig, load_flag_source
 from shared.envelope import Envelope, Ids
-from shared.flags import EVENT_NAME, AppConfig, FeatureFlags, FileConfig, load_flag_source
 from shared.settings import DEFAULT_FLAGS_FILE, load_settings
 
 

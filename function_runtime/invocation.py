@@ -26,12 +26,15 @@ from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes, AttributeValue
 
+from function_runtime.context import CommandContext, Handler
+from function_runtime.errors import ExternalApiError, UsageError
+from function_runtime.replies import send_reply
+from function_runtime.runtime import Runtime, get_runtime
+from function_runtime.startup import StartupMarks
 from shared import telemetry
-from shared.context import CommandContext, Handler
 from shared.envelope import ENVELOPE_GETTER, TRIGGER_BY_KIND, Envelope, decode
-from shared.errors import EnvelopeError, ExternalApiError, PermanentError, TransientError, UsageError
+from shared.errors import EnvelopeError, PermanentError, TransientError
 from shared.registry import COMMANDS, MESSAGING_SYSTEM, CommandSpec, poison_queue_name
-from shared.runtime import Runtime, StartupMarks, get_runtime
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -96,7 +99,7 @@ def _run_and_reply(
         with _tracer.start_as_current_span("discord.send_response") as send_span:
             send_span.set_attribute("app.response", reply[:RESPONSE_ATTR_CHARS])
             send_span.set_attribute("app.response.length", len(reply))
-            rt.rest.send_reply(env, reply)
+            send_reply(rt.rest, env, reply)
         # What the user waited: from the listener receiving the message to the reply being
         # accepted by Discord. The queryable "how slow is this command" number.
         span.set_attribute("app.end_to_end_ms", round((time.time_ns() - _received_ns(env)) / 1e6, 1))
