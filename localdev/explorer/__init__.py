@@ -33,5 +33,6 @@ def pick_port(host: str = "127.0.0.1", start: int = DEFAULT_PORT, tries: int = 1
 def start_child(trace_file: Path, env: Mapping[str, str], log: Path, host: str = "127.0.0.1") -> tuple[Child, str]:
     """``python -m localdev.explorer`` as a child of ``python -m localdev``: (the child, its URL)."""
     port = pick_port(host)
+    log.write_bytes(b"")  # this run's log only, like the other children's
     args = ["--host", host, "--port", str(port), "--trace-file", str(trace_file)]
     return Child("explorer", "localdev.explorer", env, log, args=args).start(), f"http://{host}:{port}/"

@@ -5,6 +5,7 @@ import { renderTrace } from "/static/trace.js";
 import { esc } from "/static/format.js";
 import { api, go } from "/static/common.js";
 
+window.explorerLoaded = true;
 const main = document.getElementById("main");
 const live = document.getElementById("live");
 let lastVersion = null;

@@ -144,7 +144,16 @@ export function renderOverview(root, params) {
     if (state.selection) loadBubble();
   }
 
+  // A live refresh waits while the mouse is down on the heatmap (it would drop a drag half-way).
+  let holding = false, deferred = false;
+  root.addEventListener("mousedown", (e) => { holding = Boolean(e.target.closest("#heatmap")); });
+  window.addEventListener("mouseup", () => {
+    holding = false;
+    if (deferred && body.isConnected) { deferred = false; setTimeout(load, 50); }
+  });
+
   async function load() {
+    if (holding) { deferred = true; return; }
     try {
       data = await api("/api/overview", { window: state.window, command: state.command });
       draw();
