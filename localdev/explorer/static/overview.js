@@ -100,6 +100,7 @@ export function renderOverview(root, params) {
   }
 
   function draw() {
+    drawnWidth = body.clientWidth;
     charts.forEach((c) => c.destroy());
     charts = [];
     for (const b of root.querySelectorAll("#windows button")) b.classList.toggle("on", b.dataset.window === state.window);
@@ -155,7 +156,9 @@ export function renderOverview(root, params) {
   async function load() {
     if (holding) { deferred = true; return; }
     try {
-      data = await api("/api/overview", { window: state.window, command: state.command });
+      const fresh = await api("/api/overview", { window: state.window, command: state.command });
+      if (holding) { deferred = true; return; } // the mouse went down while we were fetching
+      data = fresh;
       draw();
     } catch (err) {
       body.innerHTML = `<div class="card error">Could not load the overview: ${esc(err.message)}</div>`;
@@ -175,7 +178,16 @@ export function renderOverview(root, params) {
     load();
   });
   let resizeTimer;
-  window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => data && body.isConnected && draw(), 150); });
+  let drawnWidth = 0;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      // Only a real width change (a scrollbar appearing fires resize too), and never mid-drag.
+      if (!data || !body.isConnected || body.clientWidth === drawnWidth) return;
+      if (holding) deferred = true;
+      else draw();
+    }, 150);
+  });
   load();
   return { refresh: load };
 }

@@ -148,6 +148,13 @@ def test_overview_heatmap_bubbleup_and_waterfall(page: Page, explorer: tuple[str
     cold = page.locator("#bubble .dim", has_text="faas.coldstart").locator(".val").first.inner_text()
     assert cold.startswith("true")
     page.locator("#bubble").screenshot(path=str(ARTIFACTS / "explorer-bubbleup.png"))
+    selected = int(page.inner_text("#bubble .hint b"))
+    page.click("text=show the selected traces")
+    page.wait_for_selector("table.traces tbody tr")
+    assert page.locator("table.traces tbody tr").count() == selected
+    assert "heatmap selection" in page.inner_text("#region")
+    page.go_back()
+    page.wait_for_selector("#heatmap canvas")
 
     # a click on a heatmap cell opens its slowest trace
     x, y, trace_id = page.evaluate("""() => {
