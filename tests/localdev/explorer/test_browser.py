@@ -201,6 +201,11 @@ def test_trace_list_filters_and_opens_a_waterfall(page: Page, explorer: tuple[st
     page.goto(f"{url}/trace/{limited[0]['trace_id'][:10]}")
     page.wait_for_url(re.compile(f"/trace/{limited[0]['trace_id']}$"))
     page.wait_for_selector(".wf-row")
+    page.goto(url + "/")  # the header's box opens an id pasted from a reply ("Trace id: `...`")
+    page.fill("#jump input", f"`{limited[0]['trace_id'][:12]}`")
+    page.press("#jump input", "Enter")
+    page.wait_for_url(re.compile(f"/trace/{limited[0]['trace_id']}$"))
+    page.wait_for_selector(".wf-row")
 
 
 def test_empty_file_explains_how_to_get_traces_then_follows_it(page: Page,
