@@ -41,9 +41,11 @@ def parse_line(line: str) -> Span | None:
         span = json.loads(line)
     except ValueError:
         return None
-    if isinstance(span, dict) and span.get("trace_id") and span.get("span_id"):
-        return span
-    return None
+    if not (isinstance(span, dict) and isinstance(span.get("trace_id"), str) and isinstance(span.get("span_id"), str)):
+        return None
+    if not all(isinstance(span.get(k, 0), int | None) for k in ("start_ns", "end_ns")):
+        return None  # times are what every view sorts and scales by
+    return span
 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[Span]:

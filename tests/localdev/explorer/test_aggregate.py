@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from localdev.explorer import aggregate as agg
+from localdev.traces import parse_line
 from tests.localdev.explorer.spans import MS, make_trace, scenario
 
 T0 = 1_800_000_000 * 10**9
@@ -202,3 +204,19 @@ def _group(spans: list[dict]) -> list[list[dict]]:
     for s in spans:
         out.setdefault(s["trace_id"], []).append(s)
     return list(out.values())
+
+
+def test_odd_but_parseable_spans_never_break_a_page() -> None:
+    lines = [
+        {"trace_id": "ab", "span_id": "0", "start_ns": "soon"},  # no usable time: a malformed line
+        {"trace_id": 5, "span_id": "0"},
+        {"trace_id": "ab", "span_id": "1", "attributes": [1], "events": {"a": 1}, "status": "bad", "name": None},
+        {"trace_id": "ab", "span_id": "2", "parent_span_id": "1", "end_ns": 5, "events": ["x", {"name": 3}]},
+    ]
+    odd = [s for s in (parse_line(json.dumps(x)) for x in lines) if s is not None]
+    assert [s["span_id"] for s in odd] == ["1", "2"]
+    s = agg.summarise("ab", odd)
+    assert s.span_count == 2 and s.duration_ms is None and not s.error
+    out = agg.waterfall("ab", odd)
+    assert [r["depth"] for r in out["spans"]] == [0, 1] and out["spans"][1]["events"][0]["name"] == 3
+    assert agg.bubbleup([s], agg.TraceFilter())["selected"] == 1
