@@ -16,12 +16,12 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import coldstart, hop, ingest, memory, throughput, tracing_overhead
+from bench import coldstart, hop, ingest, memory, shards, throughput, tracing_overhead
 from bench.common import RESULTS_DIR, Context, Row, format_table, machine, write_json
 from localdev.azurite import Azurite
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (hop, ingest, coldstart, tracing_overhead, memory, throughput)
+    m.NAME: m for m in (hop, ingest, shards, coldstart, tracing_overhead, memory, throughput)
 }
 
 

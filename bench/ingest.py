@@ -13,6 +13,7 @@ receives during the bursts show whether the listener's event loop ever stalled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import time
@@ -31,19 +32,28 @@ HEARTBEAT_MS = 1000
 QUEUE = "cmd-ping"
 
 
-async def _count(client: object) -> int:
+async def queue_count(client: object) -> int:
     props = await client.get_queue_properties()  # type: ignore[attr-defined]
     return int(props.approximate_message_count or 0)
 
 
-async def _wait_for_count(client: object, count: int, timeout: float) -> float:
-    """Monotonic time when the queue first holds ``count`` messages."""
+async def wait_for_count(client: object, count: int, timeout: float) -> float:
+    """Monotonic time when the queue first holds ``count`` messages.
+
+    A properties call that times out (Azurite swamped on a busy machine) is retried until the deadline.
+    """
+    from azure.core.exceptions import AzureError
+
     deadline = time.monotonic() + timeout
-    while (n := await _count(client)) < count:
+    n = 0
+    while True:
+        with contextlib.suppress(AzureError):
+            n = await queue_count(client)
+        if n >= count:
+            return time.monotonic()
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {n} of {count} messages reached {QUEUE}")
         await asyncio.sleep(0.01)
-    return time.monotonic()
 
 
 async def _bare_sends(storage: StorageSettings, text: str, count: int) -> float:
@@ -99,7 +109,7 @@ async def _run(ctx: Context) -> list[Row]:
                 began = time.monotonic()
                 for _ in range(burst):
                     emu.send_message("!ping")
-                done = await _wait_for_count(client, burst, 120)
+                done = await wait_for_count(client, burst, 120)
                 listener_rates.append(burst / (done - began))
                 await asyncio.sleep(HEARTBEAT_MS / 1000 * 1.5)  # so the beat after the burst is in the window
                 beats = emu.gateway.heartbeats[max(beats_before - 1, 0):]
@@ -152,7 +162,7 @@ async def _profile_listener(ctx: Context, burst: int, top: int = 25) -> list[str
             await client.clear_messages()
             for _ in range(burst):
                 emu.send_message("!ping")
-            await _wait_for_count(client, burst, 300)
+            await wait_for_count(client, burst, 300)
             await client.clear_messages()
         finally:
             await asyncio.to_thread(listener.stop)

@@ -6,6 +6,10 @@ actual send happens on background tasks, so the gateway's heartbeat is never blo
 
 Caches are cut to what prefix commands need: intents GUILDS + GUILD_MESSAGES +
 MESSAGE_CONTENT, no member cache, no chunking, no message cache.
+
+It runs the shards its :class:`ShardPlan` owns (DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS;
+by default shard 0 of 1, a single connection), identifying them as Discord's
+``session_start_limit`` allows, and tracks each shard's state for the health probes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from gateway_listener.dispatch import Incoming, Outcome, dispatch
 from gateway_listener.endpoints import needs_gateway_discovery, set_gateway
 from gateway_listener.enqueuer import Enqueuer
 from gateway_listener.parsing import parse_message, route
+from gateway_listener.settings import ShardPlan, format_shard_ids
+from gateway_listener.shards import IdentifyGate, ShardHealth, ShardState, ShardTracker
 from shared.envelope import MAX_ARGS_CHARS, Ids, InteractionRef
 from shared.registry import COMMANDS
 from shared.settings import Secret, Settings
@@ -40,25 +46,61 @@ def listener_intents() -> discord.Intents:
     return intents
 
 
-class ListenerBot(discord.Client):
-    def __init__(self, settings: Settings, enqueuer: Enqueuer, *, sample_rate: int = 1) -> None:
+class ListenerBot(discord.AutoShardedClient):
+    def __init__(self, settings: Settings, enqueuer: Enqueuer, *, sample_rate: int = 1,
+                 shards: ShardPlan | None = None) -> None:
         super().__init__(
             intents=listener_intents(),
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
             max_messages=None,
-        )
+        )  # shard_count and shard_ids are set in setup_hook, once Discord's recommendation is known
         self.settings = settings
         self.enqueuer = enqueuer
         self.sample_rate = sample_rate
+        self.shard_plan = shards or ShardPlan()
+        self.identify_gate = IdentifyGate()
+        self.tracker = ShardTracker()
         self._background: set[asyncio.Task[Any]] = set()
         self.ready_event = asyncio.Event()
 
     async def setup_hook(self) -> None:
+        # After login, before any shard connects: the shard count (for auto) and how fast to identify.
+        recommended, url, limit = await self.http.get_bot_gateway()
         if needs_gateway_discovery(self.settings):
-            _, url, _ = await self.http.get_bot_gateway()
             set_gateway(url)
+        count, ids = self.shard_plan.resolve(recommended)
+        self.shard_count, self.shard_ids = count, list(ids)
+        self.identify_gate.max_concurrency = max(1, int(limit.get("max_concurrency", 1)))
+        self.tracker.expect(ids)
+        if recommended > count:
+            _log.warning("Discord recommends %d shards; running %d (DISCORD_SHARD_COUNT)", recommended, count)
+        _log.info("shards %s of %d (identify max_concurrency %d)", format_shard_ids(ids), count,
+                  self.identify_gate.max_concurrency)
         await self.enqueuer.start([spec.queue for spec in COMMANDS.values()])
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await self.identify_gate.wait(shard_id or 0)
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self.tracker.mark(shard_id, ShardState.CONNECTING)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self.tracker.mark(shard_id, ShardState.READY)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.tracker.mark(shard_id, ShardState.READY)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.tracker.mark(shard_id, ShardState.DISCONNECTED)
+
+    def shard_health(self) -> dict[int, ShardHealth]:
+        return self.tracker.snapshot(dict(self.latencies), (g.shard_id for g in self.guilds),
+                                     {sid for sid, info in self.shards.items() if not info.is_closed()})
+
+    def shard_of(self, guild_id: int | None) -> int:
+        """The shard that delivers a guild's events (DMs arrive on shard 0)."""
+        return 0 if guild_id is None or not self.shard_count else (guild_id >> 22) % self.shard_count
 
     async def on_ready(self) -> None:
         _log.info("listener ready as %s in %d guilds (prefix %r)",
@@ -82,6 +124,7 @@ class ListenerBot(discord.Client):
             ),
             author_name=message.author.name,
             roles=_role_ids(message.author),
+            shard=self.shard_of(message.guild.id if message.guild else None),
         )
         outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate)
         if outcome is not Outcome.QUEUED:
@@ -112,6 +155,7 @@ class ListenerBot(discord.Client):
             author_name=interaction.user.name,
             roles=_role_ids(interaction.user),
             interaction=InteractionRef(str(interaction.application_id), Secret(interaction.token)),
+            shard=self.shard_of(interaction.guild_id),
         )
         outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate)
         if outcome is not Outcome.QUEUED:
@@ -129,3 +173,4 @@ def _role_ids(author: discord.abc.User) -> tuple[str, ...]:
     """The member's role ids (for role:<id> flag targeting); none outside guilds."""
     roles = getattr(author, "roles", None) or []
     return tuple(str(role.id) for role in roles if not role.is_default())
+

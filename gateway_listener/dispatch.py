@@ -21,7 +21,7 @@ from gateway_listener.parsing import Routed
 from shared.envelope import TRACE_SETTER, TRIGGER_BY_KIND, Envelope, Ids, InteractionRef, Kind, encode
 from shared.errors import EnvelopeError
 from shared.registry import COMMANDS, MESSAGING_SYSTEM
-from shared.telemetry import ENVELOPE_PROPAGATOR, trace_fields_context
+from shared.telemetry import ENVELOPE_PROPAGATOR, SHARD_FIELD, trace_fields_context
 
 _tracer = trace.get_tracer(__name__)
 
@@ -40,6 +40,7 @@ class Incoming:
     author_name: str
     roles: tuple[str, ...] = ()
     interaction: InteractionRef | None = None
+    shard: int | None = None  # the gateway shard it arrived on (discord.shard.id)
 
 
 def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tuple[Outcome, str]:
@@ -55,10 +56,11 @@ def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tu
         interaction=incoming.interaction,
         roles=incoming.roles,
     )
-    token = context.attach(trace_fields_context(env.trace_fields(), rate=sample_rate))
+    fields = {**env.trace_fields(), SHARD_FIELD: incoming.shard}  # shard: baggage, not part of the envelope
+    token = context.attach(trace_fields_context(fields, rate=sample_rate))
     try:
         with _tracer.start_as_current_span(
-            "discord.command", kind=SpanKind.CONSUMER, attributes=_root_attributes(env, routed)
+            "discord.command", kind=SpanKind.CONSUMER, attributes=_root_attributes(env, routed, incoming.shard)
         ) as root:
             trace_id = format(root.get_span_context().trace_id, "032x")
             queue = COMMANDS[routed.command].queue
@@ -84,7 +86,7 @@ def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tu
         context.detach(token)
 
 
-def _root_attributes(env: Envelope, routed: Routed) -> dict[str, str | bool]:
+def _root_attributes(env: Envelope, routed: Routed, shard: int | None) -> dict[str, str | bool]:
     attrs: dict[str, str | bool] = {
         "discord.message.id": env.ids.message,
         "discord.channel.id": env.ids.channel,
@@ -98,4 +100,6 @@ def _root_attributes(env: Envelope, routed: Routed) -> dict[str, str | bool]:
         attrs["discord.guild.id"] = env.ids.guild
     if not routed.known:
         attrs["app.requested_command"] = routed.requested
+    if shard is not None:
+        attrs[SHARD_FIELD] = str(shard)  # a string, as the baggage copy on every other span
     return attrs

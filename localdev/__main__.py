@@ -1,7 +1,9 @@
 """``python -m localdev``: the whole bot on one machine.
 
 Starts Azurite, the listener and the functions host; with no DISCORD_TOKEN it also runs
-the Discord emulator and a chat prompt where you type ``!ping`` as a user. The functions
+the Discord emulator and a chat prompt where you type ``!ping`` as a user. ``--shards N``
+runs N listener processes, one shard each (the emulator then has a guild per shard; the
+prompt's ``:guild`` switches between them). The functions
 host scales from zero like Flex Consumption: it starts when a command is waiting (so the
 first command pays, and shows, a real cold start) and stops after an idle period.
 Prints where everything is; Ctrl-C / SIGTERM stops all of it, leaving nothing running.
@@ -28,6 +30,19 @@ from shared.telemetry_exporters import DEFAULT_TRACE_FILE
 
 RUN_DIR = PROJECT_ROOT / ".localdev"
 HOST_LOG, LISTENER_LOG = RUN_DIR / "functions_host.log", RUN_DIR / "listener.log"
+
+
+def _listener_logs(shards: int) -> list[Path]:
+    return [LISTENER_LOG] if shards == 1 else [RUN_DIR / f"listener-{i}.log" for i in range(shards)]
+
+
+def _start_listeners(env: dict[str, str], shards: int) -> list[Child]:
+    """One listener, or one per shard (DISCORD_SHARD_COUNT=N, DISCORD_SHARD_IDS=i) with its own log."""
+    if shards == 1:
+        return [Child("listener", "gateway_listener", child_env(env), LISTENER_LOG).start()]
+    return [Child(f"listener-{i}", "gateway_listener",
+                  child_env({**env, "DISCORD_SHARD_COUNT": str(shards), "DISCORD_SHARD_IDS": str(i)}), log).start()
+            for i, log in enumerate(_listener_logs(shards))]
 
 
 def _trace_file(settings: Settings) -> Path | None:
@@ -67,14 +82,16 @@ async def run(args: argparse.Namespace) -> int:
         if settings.discord_token is None:
             from localdev.discord_emulator import DiscordEmulator
 
-            emulator = await stack.enter_async_context(DiscordEmulator(port=args.emulator_port))
+            emulator = await stack.enter_async_context(DiscordEmulator(
+                port=args.emulator_port, shard_count=args.shards, guild_count=args.shards))
             env.update(DISCORD_TOKEN=emulator.token, DISCORD_API_BASE_URL=emulator.api_url,
                        DISCORD_GATEWAY_URL=emulator.gateway_url)
 
         def start_host() -> Child:
             return Child("functions_host", "localdev.functions_host", child_env(env), HOST_LOG).start()
 
-        for log in (HOST_LOG, LISTENER_LOG):
+        listener_logs = _listener_logs(args.shards)
+        for log in (HOST_LOG, *listener_logs):
             log.write_bytes(b"")
         if args.always_on:
             host = start_host()
@@ -84,8 +101,8 @@ async def run(args: argparse.Namespace) -> int:
                 return 1
         else:
             await _scale_from_zero(stack, azurite, start_host, args.idle_timeout)
-        listener = Child("listener", "gateway_listener", child_env(env), LISTENER_LOG).start()
-        stack.callback(listener.stop)
+        for listener in _start_listeners(env, args.shards):
+            stack.callback(listener.stop)
         if trace_file is not None:
             explorer, explorer_url = start_explorer(trace_file, child_env(env), RUN_DIR / "explorer.log")
             stack.callback(explorer.stop)
@@ -96,12 +113,15 @@ async def run(args: argparse.Namespace) -> int:
             print(f"Discord emulator {emulator.base_url} (REST {emulator.api_url}, gateway {emulator.gateway_url})")
             print(f"                 guild {emulator.guild_id}, you = user {emulator.human_user_id} "
                   "(ids for feature_flags.example.json)")
+            if args.shards > 1:
+                for guild in emulator.guilds:
+                    print(f"                 {guild['name']} ({guild['id']}) is on shard {guild['shard']}")
         if not args.live_apis:
             print("External APIs    local stand-ins for catfact, Scryfall, relationships (--live-apis: real ones)")
         print("Functions host   " + ("always on" if args.always_on else
                                      f"scales from zero: starts on the first command, stops after "
                                      f"{args.idle_timeout:.0f} s idle (--always-on to keep it up)"))
-        print(f"Logs             {HOST_LOG}, {LISTENER_LOG}")
+        print(f"Logs             {HOST_LOG}, {', '.join(map(str, listener_logs))}")
         print(f"Traces           {trace_file or 'exported (OTLP / Azure Monitor)'}"
               + ("  (python -m localdev.traces)" if trace_file else ""), flush=True)
         if trace_file is not None:
@@ -111,9 +131,9 @@ async def run(args: argparse.Namespace) -> int:
             await stop.wait()
             return 0
         try:
-            await emulator.wait_until_identified(timeout=60)
+            await emulator.wait_until_ready_count(args.shards, timeout=60)  # every shard identified
         except TimeoutError:
-            print(f"The listener did not connect: see {LISTENER_LOG}", file=sys.stderr)
+            print(f"The listener did not connect: see {', '.join(map(str, listener_logs))}", file=sys.stderr)
             return 1
         from localdev.prompt import run_prompt
 
@@ -139,6 +159,12 @@ async def _scale_from_zero(stack: contextlib.AsyncExitStack[bool | None], azurit
     stack.push_async_callback(shutdown)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localdev", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--azurite-port", type=int, default=0, help="queue port (default: a free one)")
@@ -146,6 +172,8 @@ def main() -> int:
     parser.add_argument("--live-apis", action="store_true",
                         help="use the real catfact/Scryfall/relationships APIs instead of local stand-ins")
     parser.add_argument("--always-on", action="store_true", help="run the functions host all the time")
+    parser.add_argument("--shards", type=_positive, default=1,
+                        help="run N listener processes, one gateway shard each (default 1: one listener)")
     parser.add_argument("--idle-timeout", type=float, default=300.0,
                         help="seconds without commands before the functions host scales to zero (default 300)")
     args = parser.parse_args()

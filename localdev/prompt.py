@@ -2,7 +2,9 @@
 
 ``!ping`` is sent to the emulator as a MESSAGE_CREATE from "you"; ``/roll dice:3`` as a
 slash command (INTERACTION_CREATE). The bot's reply is printed, then the command's
-trace as a waterfall across both services, read from the local trace file.
+trace as a waterfall across both services, read from the local trace file. With several
+guilds (``python -m localdev --shards N`` has one per shard), ``:guilds`` lists them with
+their shard and ``:guild 2`` (a number from that list, or a guild id) switches guild.
 """
 
 from __future__ import annotations
@@ -60,18 +62,44 @@ def slash_options(text: str) -> tuple[str, dict[str, Any]]:
     return name.lower(), options
 
 
-async def _reply(emulator: DiscordEmulator, line: str) -> tuple[str, str]:
-    """Send one line as the user; return (bot reply text, the id to find the trace by)."""
+class Guilds:
+    """The guilds you can type in, and the one you are in (``:guilds``, ``:guild N``)."""
+
+    def __init__(self, guilds: list[dict[str, Any]]) -> None:
+        self.guilds = guilds
+        self.current = guilds[0]
+
+    def label(self, guild: dict[str, Any]) -> str:
+        return f"{guild['name']} (shard {guild['shard']})"
+
+    def command(self, line: str) -> str | None:
+        """The answer to a ``:guilds`` / ``:guild N`` line; None if ``line`` is not one."""
+        word, _, arg = line.partition(" ")
+        if word == ":guilds":
+            return "\n".join(f"  {n}. {self.label(g)} {g['id']}" + ("  <- here" if g is self.current else "")
+                             for n, g in enumerate(self.guilds, 1))
+        if word != ":guild":
+            return None
+        arg = arg.strip()
+        found = next((g for n, g in enumerate(self.guilds, 1) if arg in (str(n), g["id"])), None)
+        if found is None:
+            return f"no guild {arg!r}: :guilds lists them"
+        self.current = found
+        return f"now in #general of {self.label(found)}"
+
+
+async def _reply(emulator: DiscordEmulator, line: str, guild_id: str) -> tuple[str, str]:
+    """Send one line as the user in ``guild_id``; return (bot reply text, the id to find the trace by)."""
     if line.startswith("/"):
         name, options = slash_options(line)
-        payload = emulator.send_interaction(name, options)
+        payload = emulator.send_interaction(name, options, guild_id=guild_id)
         after = payload["id"]
         while True:  # skip the deferral; the answer is the edit of @original
             out = await emulator.wait_for_bot_message(after=after, timeout=REPLY_TIMEOUT_S)
             if out.get("event_kind") in ("interaction_edit", "followup"):
                 return str(out.get("content", "")), payload["id"]
             after = out["event_id"]
-    message = emulator.send_message(line)
+    message = emulator.send_message(line, guild_id=guild_id)
     out = await emulator.wait_for_bot_message(channel_id=message["channel_id"], after=message["id"],
                                               timeout=REPLY_TIMEOUT_S)
     return str(out.get("content", "")), message["id"]
@@ -113,10 +141,14 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> 
 async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event) -> None:
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     _stdin_lines(asyncio.get_running_loop(), lines)
-    print(f"Chat as 'you' in #general. Try {prefix}ping, {prefix}help, {prefix}catfact or /roll dice:3 "
-          "(Ctrl-D or Ctrl-C quits).", flush=True)
+    guilds = Guilds(emulator.guilds)
+    several = len(guilds.guilds) > 1
+    print(f"Chat as 'you' in #general{' of ' + guilds.label(guilds.current) if several else ''}. "
+          f"Try {prefix}ping, {prefix}help, {prefix}catfact or /roll dice:3 "
+          + ("(:guilds lists the guilds, :guild 2 switches; " if several else "(")
+          + "Ctrl-D or Ctrl-C quits).", flush=True)
     while not stop.is_set():
-        print("you> ", end="", flush=True)
+        print(f"you@{guilds.current['name']}> " if several else "you> ", end="", flush=True)
         getter = asyncio.ensure_future(lines.get())
         stopper = asyncio.ensure_future(stop.wait())
         await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -131,11 +163,16 @@ async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | 
         line = line.strip()
         if not line:
             continue
+        answer = None if line.startswith(prefix) else guilds.command(line)
+        if answer is not None:
+            print(answer, flush=True)
+            continue
+        guild_id = guilds.current["id"]
         if not (line.startswith(prefix) or line.startswith("/")):
-            emulator.send_message(line)  # ordinary chat: the bot ignores it and traces nothing
+            emulator.send_message(line, guild_id=guild_id)  # ordinary chat: the bot ignores it and traces nothing
             continue
         try:
-            reply, source_id = await _unless_stopped(_reply(emulator, line), stop)
+            reply, source_id = await _unless_stopped(_reply(emulator, line, guild_id), stop)
         except TimeoutError:
             print(f"(no reply within {REPLY_TIMEOUT_S:.0f} s: see .localdev/*.log)", flush=True)
             continue

@@ -187,6 +187,13 @@ def _azure_resource(values: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def setting_values(environ: Mapping[str, str] | None = None, root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Every raw setting: ``local.settings.json``'s Values, overridden by the environment."""
+    values: dict[str, str] = read_local_settings(root)
+    values.update(os.environ if environ is None else environ)
+    return values
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     root: Path = PROJECT_ROOT,
@@ -194,8 +201,7 @@ def load_settings(
     require_storage: bool = True,
 ) -> Settings:
     """Build the settings once. Raises SettingsError with one line naming the bad setting."""
-    values: dict[str, str] = read_local_settings(root)
-    values.update(os.environ if environ is None else environ)
+    values = setting_values(environ, root)
 
     prefix = values.get("BOT_PREFIX", "!")
     if not prefix.strip() or len(prefix) > 10 or any(c.isspace() for c in prefix):

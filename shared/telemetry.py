@@ -29,6 +29,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from shared.settings import Settings
 from shared.telemetry_provider import (
     SERVICE_NAMES,
+    SHARD_FIELD,
     TRACE_FIELDS,
     Component,
     build_provider,
@@ -40,6 +41,7 @@ from shared.telemetry_provider import (
 __all__ = [
     "ENVELOPE_PROPAGATOR",
     "SERVICE_NAMES",
+    "SHARD_FIELD",
     "TRACE_FIELDS",
     "Component",
     "build_provider",

@@ -22,11 +22,13 @@ _log = logging.getLogger(__name__)
 
 Component = Literal["listener", "functions"]
 SERVICE_NAMES: Mapping[str, str] = {"listener": "discord-bot-listener", "functions": "discord-bot-functions"}
+SHARD_FIELD = "discord.shard.id"  # the listener's gateway shard: travels as baggage, not as an envelope field
 TRACE_FIELDS: tuple[str, ...] = (
     "app.command",
     "discord.guild.id",
     "discord.channel.id",
     "discord.author.id",
+    SHARD_FIELD,
     "SampleRate",
 )
 

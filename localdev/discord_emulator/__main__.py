@@ -10,8 +10,6 @@ import signal
 
 from localdev.discord_emulator.emulator import DEFAULT_HEARTBEAT_MS, DEFAULT_TOKEN, DiscordEmulator
 
-_log = logging.getLogger(__name__)
-
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m localdev.discord_emulator", description=__doc__)
@@ -19,6 +17,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="bot token the emulator accepts")
     parser.add_argument("--guilds", type=int, default=1, help="number of guilds the bot is in")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="shard count GET /gateway/bot recommends; guilds are spread over the shards")
     parser.add_argument("--heartbeat-ms", type=int, default=DEFAULT_HEARTBEAT_MS)
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
@@ -26,6 +26,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(args: argparse.Namespace) -> None:
     emu = DiscordEmulator(args.token, guild_count=args.guilds, heartbeat_interval_ms=args.heartbeat_ms,
+                          shard_count=args.shards,
                           host=args.host, port=args.port)
     await emu.start()
     stop = asyncio.Event()

@@ -1,7 +1,9 @@
-"""HTTP control API under ``/_emulator``: the same powers as the Python API, as JSON.
+"""HTTP control API under ``/_emulator``: the emulator's Python API, as JSON.
 
 For tests and tools in another process than the emulator (the listener runs in a
 subprocess; ``python -m localdev``'s chat prompt talks to the emulator over HTTP).
+Each route is one row of :data:`ROUTES`: the emulator method it calls, the arguments it
+takes from the JSON body (POST) or the query string (GET) and how the answer is shaped.
 
     GET    /_emulator                       urls, ids, guilds
     POST   /_emulator/messages              {"content", "author_id"?, "username"?, "channel_id"?, "guild_id"?, "roles"?}
@@ -13,13 +15,16 @@ subprocess; ``python -m localdev``'s chat prompt talks to the emulator over HTTP
     GET    /_emulator/wait-identified?timeout=<s>
     POST   /_emulator/faults                {"route", "status", "count"?, "retry_after"?, "global"?, "delay"?}
     DELETE /_emulator/faults
-    POST   /_emulator/gateway/drop          {"code"?: int | null}
-    POST   /_emulator/gateway/reconnect
-    POST   /_emulator/gateway/invalid-session {"resumable": bool}
+    POST   /_emulator/gateway/drop          {"code"?: int | null, "shard_id"?: int, "hold_s"?: float}
+    POST   /_emulator/gateway/reconnect     {"shard_id"?: int}
+    POST   /_emulator/gateway/invalid-session {"resumable": bool, "shard_id"?: int}
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -31,138 +36,147 @@ if TYPE_CHECKING:
 
 PREFIX = "/_emulator"
 MAX_POLL_S = 60.0
+_MISSING = object()
 
 
-def info(emu: DiscordEmulator) -> JSON:
-    return {
-        "base_url": emu.base_url,
-        "api_url": emu.api_url,
-        "gateway_url": emu.gateway_url,
-        "application_id": emu.application_id,
-        "bot_user_id": emu.bot_user_id,
-        "human_user_id": emu.human_user_id,
-        "guild_id": emu.guild_id,
-        "channel_id": emu.channel_id,
-        "guild_count": len(emu.world.guilds),
-        "identified": emu.gateway.identified.is_set(),
-        "ready_count": emu.ready_count,
-    }
+def _error(text: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=f'{{"error": "{text}"}}', content_type="application/json")
 
 
-async def _body(request: web.Request) -> JSON:
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _texts(value: Any) -> list[str]:
+    return [str(v) for v in value or []]
+
+
+def _options(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _timeout(value: Any) -> float:
+    return min(max(float(value), 0.0), MAX_POLL_S)
+
+
+def _code(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _flag(value: Any) -> bool:
+    return value in (True, "1", "true")
+
+
+def _as_dicts(records: Any) -> list[JSON]:
+    return [r.as_dict() for r in records]
+
+
+Shape = Callable[[Any], "tuple[int, Any]"]
+
+
+def _ok(result: Any) -> tuple[int, Any]:
+    return 200, result.as_dict() if hasattr(result, "as_dict") else result
+
+
+def _done(result: Any) -> tuple[int, Any]:
+    return 200, {"done": result}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument: where it comes from (body/query key), how it is converted, its default."""
+
+    key: str
+    convert: Callable[[Any], Any] = _text
+    default: Any = _MISSING  # missing and no default: the method's own default applies
+    required: type | None = None  # the JSON type a required argument must have
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    call: Callable[[DiscordEmulator, dict[str, Any]], Any]
+    args: Mapping[str, Arg] = field(default_factory=dict)  # keyword argument -> where it comes from
+    shape: Shape = _ok
+
+
+_WHO = {name: Arg(name) for name in ("author_id", "username", "channel_id", "guild_id")}
+_ROLES = {"roles": Arg("roles", _texts)}
+_SHARD = {"shard_id": Arg("shard_id", int)}
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "", lambda emu, a: emu.info()),
+    Route("POST", "/messages", lambda emu, a: emu.send_message(**a),
+          {"content": Arg("content", str, required=str), "global_name": Arg("global_name"), **_WHO, **_ROLES}),
+    Route("POST", "/interactions", lambda emu, a: emu.send_interaction(**a),
+          {"name": Arg("name", str, required=str), "options": Arg("options", _options), **_WHO, **_ROLES}),
+    Route("GET", "/interactions", lambda emu, a: emu.interactions),
+    Route("GET", "/requests", lambda emu, a: _as_dicts(emu.invalid_requests if a["invalid"] else emu.requests),
+          {"invalid": Arg("invalid", _flag, False)}),
+    Route("GET", "/bot-messages", lambda emu, a: emu.bot_messages_after(**a),
+          {"channel_id": Arg("channel_id", lambda v: v or None), "after": Arg("after", lambda v: v or None),
+           "timeout": Arg("timeout", _timeout)},
+          shape=lambda found: (200, {"messages": found})),
+    Route("GET", "/identify", lambda emu, a: emu.identify_payloads),
+    Route("GET", "/wait-identified", lambda emu, a: emu.identified_within(**a),
+          {"timeout": Arg("timeout", _timeout)},
+          shape=lambda found: (408, {"identified": False}) if found is None
+          else (200, {"identified": True, "identify": found})),
+    Route("POST", "/faults", lambda emu, a: emu.inject_rest_fault(**a),
+          {"route": Arg("route", str, required=str), "status": Arg("status", int), "count": Arg("count", int),
+           "retry_after": Arg("retry_after", float), "global_": Arg("global", bool), "delay": Arg("delay", float)}),
+    Route("DELETE", "/faults", lambda emu, a: emu.clear_faults(), shape=lambda _: (200, {"cleared": True})),
+    Route("POST", "/gateway/drop", lambda emu, a: emu.drop_connection(**a),
+          {"code": Arg("code", _code), "hold_s": Arg("hold_s", float), **_SHARD}, shape=_done),
+    Route("POST", "/gateway/reconnect", lambda emu, a: emu.send_reconnect(**a), _SHARD, shape=_done),
+    Route("POST", "/gateway/invalid-session", lambda emu, a: emu.send_invalid_session(**a),
+          {"resumable": Arg("resumable", bool, False), **_SHARD}, shape=_done),
+)
+
+
+async def _source(request: web.Request) -> Mapping[str, Any]:
+    """Arguments come from the JSON body of a POST, from the query string otherwise."""
+    if request.method != "POST":
+        return request.query
     if not request.can_read_body:
         return {}
     try:
         data = await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json") from None
+        raise _error("body must be JSON") from None
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
+        raise _error("body must be a JSON object")
     return data
 
 
-def _timeout(request: web.Request, default: float) -> float:
-    try:
-        return min(max(float(request.query.get("timeout", default)), 0.0), MAX_POLL_S)
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "timeout must be a number"}',
-                                 content_type="application/json") from None
-
-
-def _str_or_none(doc: JSON, key: str) -> str | None:
-    value = doc.get(key)
-    return None if value is None else str(value)
+def _arguments(route: Route, source: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, arg in route.args.items():
+        value = source.get(arg.key, _MISSING)
+        if arg.required is not None and not isinstance(value, arg.required):
+            raise _error(f"{arg.key} ({arg.required.__name__}) is required")
+        if value is _MISSING:
+            if arg.default is not _MISSING:
+                out[name] = arg.default
+            continue
+        try:  # an explicit null is a value (drop {"code": null} = abrupt close)
+            out[name] = arg.convert(value)
+        except (TypeError, ValueError):
+            raise _error(f"bad {arg.key}") from None
+    return out
 
 
 def add_routes(app: web.Application, emu: DiscordEmulator) -> None:
-    async def get_info(request: web.Request) -> web.Response:
-        return web.json_response(info(emu))
+    def handler(route: Route) -> Callable[[web.Request], Any]:
+        async def handle(request: web.Request) -> web.Response:
+            result = route.call(emu, _arguments(route, await _source(request)))
+            if inspect.isawaitable(result):
+                result = await result
+            status, body = route.shape(result)
+            return web.json_response(body, status=status)
 
-    async def post_message(request: web.Request) -> web.Response:
-        doc = await _body(request)
-        if not isinstance(doc.get("content"), str):
-            raise web.HTTPBadRequest(text='{"error": "content (string) is required"}', content_type="application/json")
-        message = emu.send_message(
-            doc["content"], author_id=_str_or_none(doc, "author_id"), username=_str_or_none(doc, "username"),
-            global_name=_str_or_none(doc, "global_name"), channel_id=_str_or_none(doc, "channel_id"),
-            guild_id=_str_or_none(doc, "guild_id"), roles=[str(r) for r in doc.get("roles") or []])
-        return web.json_response(message)
+        return handle
 
-    async def post_interaction(request: web.Request) -> web.Response:
-        doc = await _body(request)
-        if not isinstance(doc.get("name"), str):
-            raise web.HTTPBadRequest(text='{"error": "name (string) is required"}', content_type="application/json")
-        options: Any = doc.get("options") or {}
-        payload = emu.send_interaction(
-            doc["name"], options if isinstance(options, dict) else {}, author_id=_str_or_none(doc, "author_id"),
-            username=_str_or_none(doc, "username"), channel_id=_str_or_none(doc, "channel_id"),
-            guild_id=_str_or_none(doc, "guild_id"), roles=[str(r) for r in doc.get("roles") or []])
-        return web.json_response(payload)
-
-    async def get_interactions(request: web.Request) -> web.Response:
-        return web.json_response([rec.as_dict() for rec in emu.state.interactions.values()])
-
-    async def get_requests(request: web.Request) -> web.Response:
-        records = emu.invalid_requests if request.query.get("invalid") in ("1", "true") else emu.requests
-        return web.json_response([r.as_dict() for r in records])
-
-    async def get_bot_messages(request: web.Request) -> web.Response:
-        after = request.query.get("after") or None
-        channel_id = request.query.get("channel_id") or None
-        await emu.state.wait_for_bot_output(channel_id, after, _timeout(request, 0.0))
-        after_int = int(after) if after and after.isdigit() else 0
-        found = [m for m in emu.bot_messages
-                 if int(m["event_id"]) > after_int and (channel_id is None or m.get("channel_id") == channel_id)]
-        return web.json_response({"messages": found})
-
-    async def get_identify(request: web.Request) -> web.Response:
-        return web.json_response(emu.identify_payloads)
-
-    async def wait_identified(request: web.Request) -> web.Response:
-        try:
-            await emu.wait_until_identified(_timeout(request, 10.0))
-        except TimeoutError:
-            return web.json_response({"identified": False}, status=408)
-        return web.json_response({"identified": True, "identify": emu.identify_payloads[-1]})
-
-    async def post_fault(request: web.Request) -> web.Response:
-        doc = await _body(request)
-        try:
-            fault = emu.inject_rest_fault(
-                str(doc["route"]), int(doc.get("status", 429)), int(doc.get("count", 1)),
-                retry_after=float(doc.get("retry_after", 0.2)), global_=bool(doc.get("global", False)),
-                delay=float(doc.get("delay", 0.0)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise web.HTTPBadRequest(text=f'{{"error": "bad fault: {type(exc).__name__}"}}',
-                                     content_type="application/json") from None
-        return web.json_response(fault.as_dict())
-
-    async def delete_faults(request: web.Request) -> web.Response:
-        emu.clear_faults()
-        return web.json_response({"cleared": True})
-
-    async def gateway_drop(request: web.Request) -> web.Response:
-        doc = await _body(request)
-        code = doc.get("code", 4000)
-        return web.json_response({"done": await emu.drop_connection(None if code is None else int(code))})
-
-    async def gateway_reconnect(request: web.Request) -> web.Response:
-        return web.json_response({"done": await emu.send_reconnect()})
-
-    async def gateway_invalid_session(request: web.Request) -> web.Response:
-        doc = await _body(request)
-        return web.json_response({"done": await emu.send_invalid_session(bool(doc.get("resumable", False)))})
-
-    app.router.add_get(PREFIX, get_info)
-    app.router.add_post(f"{PREFIX}/messages", post_message)
-    app.router.add_post(f"{PREFIX}/interactions", post_interaction)
-    app.router.add_get(f"{PREFIX}/interactions", get_interactions)
-    app.router.add_get(f"{PREFIX}/requests", get_requests)
-    app.router.add_get(f"{PREFIX}/bot-messages", get_bot_messages)
-    app.router.add_get(f"{PREFIX}/identify", get_identify)
-    app.router.add_get(f"{PREFIX}/wait-identified", wait_identified)
-    app.router.add_post(f"{PREFIX}/faults", post_fault)
-    app.router.add_delete(f"{PREFIX}/faults", delete_faults)
-    app.router.add_post(f"{PREFIX}/gateway/drop", gateway_drop)
-    app.router.add_post(f"{PREFIX}/gateway/reconnect", gateway_reconnect)
-    app.router.add_post(f"{PREFIX}/gateway/invalid-session", gateway_invalid_session)
+    for route in ROUTES:
+        app.router.add_route(route.method, PREFIX + route.path, handler(route))

@@ -9,20 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from aiohttp import web
 
 from localdev.discord_emulator import control
 from localdev.discord_emulator.faults import RateLimits, RestFault
-from localdev.discord_emulator.gateway import Gateway
-from localdev.discord_emulator.models import ALL_PERMISSIONS, BOT_PERMISSIONS, JSON, World, member_payload
+from localdev.discord_emulator.gateway import SHARDING_THRESHOLD, Gateway, ShardConfig
+from localdev.discord_emulator.models import JSON, User, World, option_type
 from localdev.discord_emulator.openapi import SpecValidator
 from localdev.discord_emulator.rest import RestApi
-from localdev.discord_emulator.snowflake import SnowflakeGenerator
+from localdev.discord_emulator.snowflake import SnowflakeGenerator, shard_of
 from localdev.discord_emulator.state import EmulatorState, InteractionRecord, RecordedRequest
 
 _log = logging.getLogger(__name__)
@@ -31,14 +31,24 @@ DEFAULT_TOKEN = "local-emulator-token"  # not a secret: only this emulator accep
 DEFAULT_HEARTBEAT_MS = 41_250
 
 
-def _option_type(value: Any) -> int:
-    if isinstance(value, bool):
-        return 5  # BOOLEAN
-    if isinstance(value, int):
-        return 4  # INTEGER
-    if isinstance(value, float):
-        return 10  # NUMBER
-    return 3  # STRING
+T = TypeVar("T")
+
+
+class Sender(TypedDict, total=False):
+    """Who sends an injected message or interaction, and where (defaults: "you", the first guild)."""
+
+    author_id: str | None
+    username: str | None
+    global_name: str | None
+    channel_id: str | None
+    guild_id: str | None
+    roles: Sequence[str]
+
+
+def _started(part: T | None) -> T:
+    if part is None:
+        raise RuntimeError("emulator not started")
+    return part
 
 
 class DiscordEmulator:
@@ -56,13 +66,20 @@ class DiscordEmulator:
         rate_limit_window_s: float = 1.0,
         enforce_rate_limits: bool = False,
         bot_name: str = "LocalBot",
+        shard_count: int = 1,
+        sharding_threshold: int = SHARDING_THRESHOLD,
+        max_concurrency: int = 1,
     ) -> None:
+        """``shard_count``: what ``GET /gateway/bot`` recommends; guild n is made to live on shard
+        n % shard_count. ``sharding_threshold``: more guilds on one connection closes it with 4011.
+        ``max_concurrency``: the ``session_start_limit`` the bot is told to honour."""
         self._token = token
         self.host = host
         self._requested_port = port
         self._port: int | None = None
         self.ids = SnowflakeGenerator()
-        self.world = World(self.ids, guild_count=guild_count, bot_name=bot_name)
+        self.world = World(self.ids, guild_count=guild_count, bot_name=bot_name, shard_count=shard_count)
+        self._shards = ShardConfig(shard_count, sharding_threshold, max_concurrency)
         self._spec_path = spec_path
         self._heartbeat_ms = heartbeat_interval_ms
         self._interaction_deadline_s = interaction_deadline_s
@@ -82,7 +99,7 @@ class DiscordEmulator:
         self.loop = asyncio.get_running_loop()
         spec = SpecValidator.from_file(self._spec_path)
         self._gateway = Gateway(self.world, token_ok=self._token_ok, gateway_url=lambda: self.gateway_url,
-                                heartbeat_interval_ms=self._heartbeat_ms)
+                                heartbeat_interval_ms=self._heartbeat_ms, shards=self._shards)
         self._state = EmulatorState(self.world, self.ids)
         self._rest = RestApi(self._state, self._gateway, spec, token_ok=self._token_ok,
                              gateway_url=lambda: self.gateway_url, rate_limits=self._rate_limits,
@@ -121,15 +138,13 @@ class DiscordEmulator:
         # The gateway lives at "/" (discord.py appends ?v=10&encoding=json&compress=... to it).
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self.gateway.handle(request)
-        return web.json_response(control.info(self))
+        return web.json_response(self.info())
 
     # -- addresses and parts -----------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("emulator not started")
-        return self._port
+        return _started(self._port)
 
     @property
     def base_url(self) -> str:
@@ -149,21 +164,15 @@ class DiscordEmulator:
 
     @property
     def gateway(self) -> Gateway:
-        if self._gateway is None:
-            raise RuntimeError("emulator not started")
-        return self._gateway
+        return _started(self._gateway)
 
     @property
     def state(self) -> EmulatorState:
-        if self._state is None:
-            raise RuntimeError("emulator not started")
-        return self._state
+        return _started(self._state)
 
     @property
     def rest(self) -> RestApi:
-        if self._rest is None:
-            raise RuntimeError("emulator not started")
-        return self._rest
+        return _started(self._rest)
 
     @property
     def guild_id(self) -> str:
@@ -185,6 +194,31 @@ class DiscordEmulator:
     def human_user_id(self) -> str:
         return self.world.human.id
 
+    def info(self) -> JSON:
+        """Urls, ids and connection state (``GET /_emulator``)."""
+        return {
+            "base_url": self.base_url,
+            "api_url": self.api_url,
+            "gateway_url": self.gateway_url,
+            "application_id": self.application_id,
+            "bot_user_id": self.bot_user_id,
+            "human_user_id": self.human_user_id,
+            "guild_id": self.guild_id,
+            "channel_id": self.channel_id,
+            "guild_count": len(self.world.guilds),
+            "shard_count": self._shards.recommended,
+            "guilds": self.guilds,
+            "identified": self.gateway.identified.is_set(),
+            "ready_count": self.ready_count,
+        }
+
+    @property
+    def guilds(self) -> list[JSON]:
+        """Each guild: id, name, its first channel and the shard it lives on (of the recommended count)."""
+        count = self._shards.recommended
+        return [{"id": g.id, "name": g.name, "channel_id": g.default_channel.id, "shard": shard_of(g.id, count)}
+                for g in self.world.guilds.values()]
+
     # -- what happened -----------------------------------------------------------------------
 
     @property
@@ -199,6 +233,11 @@ class DiscordEmulator:
     def identify_payloads(self) -> list[JSON]:
         """IDENTIFY ``d`` payloads received, token replaced by ``***``."""
         return self.gateway.identify_payloads
+
+    @property
+    def resume_payloads(self) -> list[JSON]:
+        """RESUME ``d`` payloads received, token replaced by ``***``."""
+        return self.gateway.resume_payloads
 
     @property
     def intents(self) -> int | None:
@@ -216,8 +255,30 @@ class DiscordEmulator:
         """Completed handshakes (READY or RESUMED)."""
         return self.gateway.ready_count
 
+    @property
+    def heartbeat_count(self) -> int:
+        """Heartbeats received from the bot (each one is ACKed)."""
+        return len(self.gateway.heartbeats)
+
+    @property
+    def nonce_duplicates(self) -> int:
+        """Message creates that repeated an enforced nonce and got the first message back."""
+        return self.state.nonce_duplicates
+
+    @property
+    def interactions(self) -> list[JSON]:
+        """What the bot did with each interaction (no tokens)."""
+        return [rec.as_dict() for rec in self.state.interactions.values()]
+
     def interaction(self, interaction_id: str) -> InteractionRecord:
         return self.state.interactions[interaction_id]
+
+    async def identified_within(self, timeout: float = 10.0) -> JSON | None:
+        """The IDENTIFY answered with READY, or None if the bot has not identified within ``timeout``."""
+        try:
+            return await self.wait_until_identified(timeout)
+        except TimeoutError:
+            return None
 
     async def wait_until_identified(self, timeout: float = 10.0) -> JSON:
         """Wait for the bot's first IDENTIFY to be answered with READY; returns that IDENTIFY."""
@@ -243,84 +304,53 @@ class DiscordEmulator:
             raise TimeoutError(f"no bot message in channel {channel_id or 'any'} after {after} within {timeout}s")
         return found
 
+    async def bot_messages_after(self, channel_id: str | None = None, after: str | None = None,
+                                 timeout: float = 0.0) -> list[JSON]:
+        """Every bot output with event_id > ``after`` (in ``channel_id``), waiting up to ``timeout`` for one."""
+        await self.state.wait_for_bot_output(channel_id, after, timeout)
+        after_int = int(after) if after and after.isdigit() else 0
+        return [m for m in self.bot_messages
+                if int(m["event_id"]) > after_int and (channel_id is None or m.get("channel_id") == channel_id)]
+
     # -- injecting events --------------------------------------------------------------------
 
-    def _where(self, channel_id: str | None, guild_id: str | None) -> tuple[str, str | None]:
+    def _resolve(self, who: Sender) -> tuple[User, str, str | None]:
+        """The author (created on first use), the channel (default: the guild's first) and its guild."""
+        user = self.world.user(who.get("author_id") or self.world.human.id, who.get("username"),
+                               who.get("global_name"))
+        channel_id, guild_id = who.get("channel_id"), who.get("guild_id")
         if channel_id is None:
             guild = self.world.guilds[guild_id] if guild_id else self.world.default_guild
-            return guild.default_channel.id, guild.id
+            return user, guild.default_channel.id, guild.id
         channel = self.world.channels.get(channel_id)
-        return channel_id, channel.guild_id if channel else guild_id
+        return user, channel_id, channel.guild_id if channel else guild_id
 
-    def send_message(
-        self,
-        content: str,
-        *,
-        author_id: str | None = None,
-        username: str | None = None,
-        global_name: str | None = None,
-        channel_id: str | None = None,
-        guild_id: str | None = None,
-        roles: tuple[str, ...] | list[str] = (),
-    ) -> JSON:
+    def send_message(self, content: str, **who: Unpack[Sender]) -> JSON:
         """Dispatch MESSAGE_CREATE from a human (default: "you"); returns the message. Call on the loop."""
-        channel, _ = self._where(channel_id, guild_id)
-        author = self.world.user(author_id or self.world.human.id, username, global_name)
-        message = self.world.message_payload(author=author, channel_id=channel, content=content, roles=roles)
+        author, channel, _ = self._resolve(who)
+        message = self.world.message_payload(author=author, channel_id=channel, content=content,
+                                             roles=who.get("roles", ()))
         self.state.messages[message["id"]] = message
         self.gateway.dispatch("MESSAGE_CREATE", message)
         return message
 
-    def send_interaction(
-        self,
-        name: str,
-        options: Mapping[str, Any] | None = None,
-        *,
-        author_id: str | None = None,
-        username: str | None = None,
-        channel_id: str | None = None,
-        guild_id: str | None = None,
-        roles: tuple[str, ...] | list[str] = (),
-    ) -> JSON:
+    def send_interaction(self, name: str, options: Mapping[str, Any] | None = None, **who: Unpack[Sender]) -> JSON:
         """Dispatch INTERACTION_CREATE for slash command ``/name``; returns the payload (token included)."""
-        channel, guild = self._where(channel_id, guild_id)
-        user = self.world.user(author_id or self.world.human.id, username)
+        user, channel, guild = self._resolve(who)
         registered = self.state.commands.get(guild, {}).get(name) or self.state.commands.get(None, {}).get(name)
         declared = {o["name"]: o.get("type", 3) for o in (registered or {}).get("options", [])}
         data: JSON = {
             "id": registered["id"] if registered else self.ids.next(),
             "name": name,
             "type": 1,
-            "options": [{"name": k, "type": declared.get(k, _option_type(v)), "value": v}
+            "options": [{"name": k, "type": declared.get(k, option_type(v)), "value": v}
                         for k, v in (options or {}).items()],
         }
         interaction_id = self.ids.next()
         token = self.state.new_interaction_token()
-        payload: JSON = {
-            "id": interaction_id,
-            "application_id": self.world.application_id,
-            "type": 2,  # APPLICATION_COMMAND
-            "data": data,
-            "channel_id": channel,
-            "token": token,
-            "version": 1,
-            "app_permissions": BOT_PERMISSIONS,
-            "locale": "en-US",
-            "entitlements": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
-        }
-        ch = self.world.channels.get(channel)
-        if ch is not None:
-            payload["channel"] = ch.payload()
-        if guild is not None:
-            data["guild_id"] = guild
-            payload.update(guild_id=guild, guild_locale="en-US", context=0,
-                           guild={"id": guild, "locale": "en-US", "features": []},
-                           member=member_payload(user, roles, permissions=ALL_PERMISSIONS),
-                           authorizing_integration_owners={"0": guild})
-        else:
-            payload.update(user=user.payload(), context=1, authorizing_integration_owners={"1": user.id},
-                           member={"user": user.payload()})
+        payload = self.world.interaction_payload(interaction_id=interaction_id, token=token, data=data,
+                                                 channel_id=channel, guild_id=guild, user=user,
+                                                 roles=who.get("roles", ()))
         dispatch = self.gateway.dispatch("INTERACTION_CREATE", payload)
         self.state.interactions[interaction_id] = InteractionRecord(
             id=interaction_id, token=token, application_id=self.world.application_id,
@@ -340,11 +370,12 @@ class DiscordEmulator:
     def clear_faults(self) -> None:
         self.rest.faults.clear()
 
-    async def drop_connection(self, code: int | None = 4000) -> bool:
-        return await self.gateway.drop_connection(code)
+    async def drop_connection(self, code: int | None = 4000, shard_id: int = 0, hold_s: float = 0.0) -> bool:
+        """Close shard ``shard_id``'s socket (code None: abruptly); its next handshake waits ``hold_s``."""
+        return await self.gateway.drop_connection(code, shard_id, hold_s)
 
-    async def send_reconnect(self) -> bool:
-        return await self.gateway.send_reconnect()
+    async def send_reconnect(self, shard_id: int = 0) -> bool:
+        return await self.gateway.send_reconnect(shard_id)
 
-    async def send_invalid_session(self, resumable: bool) -> bool:
-        return await self.gateway.send_invalid_session(resumable)
+    async def send_invalid_session(self, resumable: bool, shard_id: int = 0) -> bool:
+        return await self.gateway.send_invalid_session(resumable, shard_id)

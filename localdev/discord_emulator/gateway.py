@@ -1,11 +1,14 @@
 """The gateway: a websocket speaking Discord's gateway protocol (v10, JSON, zlib-stream).
 
-One bot, one shard: the latest IDENTIFY owns the *current session*. Dispatches go out
-through a single sender task, so they reach the bot in the order they were injected.
-A dispatch that cannot be written (no live socket) waits in a backlog: a RESUME
-replays the session's history after the client's sequence number, a new IDENTIFY
-receives whatever the old session never delivered. No injected event is lost across
-drops, op 7 reconnects or op 9 invalid sessions.
+One bot, one or more shards: per shard id, the latest IDENTIFY owns that shard's *current
+session*, and a guild's events go only to the shard ``(guild_id >> 22) % shard_count``
+(DMs to shard 0), as on Discord. Dispatches go out through a single sender task, so they
+reach the bot in the order they were injected. A dispatch that cannot be written (no
+live socket on its shard) waits in a backlog: a RESUME replays the session's history
+after the client's sequence number, a new IDENTIFY receives whatever the old session
+never delivered. No injected event is lost across drops, op 7 reconnects or op 9
+invalid sessions. An IDENTIFY with an invalid ``shard`` is closed with 4010; one whose
+shard would hold more guilds than ``sharding_threshold`` with 4011 (sharding required).
 """
 
 from __future__ import annotations
@@ -24,14 +27,24 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from localdev.discord_emulator.models import JSON, World
+from localdev.discord_emulator.snowflake import shard_of
 
 _log = logging.getLogger(__name__)
 
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME = 0, 1, 2, 6
 OP_RECONNECT, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 7, 9, 10, 11
-CLOSE_AUTH_FAILED = 4004
+CLOSE_AUTH_FAILED, CLOSE_INVALID_SHARD, CLOSE_SHARDING_REQUIRED = 4004, 4010, 4011
+SHARDING_THRESHOLD = 2500  # Discord: bots in this many guilds must shard
 HISTORY_LIMIT = 5000  # dispatches a session keeps for RESUME replay
-ZLIB_SUFFIX = b"\x00\x00\xff\xff"
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """What the emulated Discord tells and demands of a bot about sharding."""
+
+    recommended: int = 1  # GET /gateway/bot "shards"
+    threshold: int = SHARDING_THRESHOLD  # more guilds on one connection: close 4011
+    max_concurrency: int = 1  # session_start_limit.max_concurrency
 
 
 @dataclass
@@ -77,6 +90,7 @@ class Connection:
 class Session:
     session_id: str
     intents: int | None
+    shard_id: int = 0
     seq: int = 0
     history: deque[tuple[int, Dispatch]] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
     conn: Connection | None = None
@@ -98,17 +112,22 @@ class Gateway:
         token_ok: Callable[[str], bool],
         gateway_url: Callable[[], str],
         heartbeat_interval_ms: int,
+        shards: ShardConfig | None = None,
     ) -> None:
         self.world = world
+        self.shards = shards or ShardConfig()
         self._token_ok = token_ok
         self._gateway_url = gateway_url
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.identify_payloads: list[JSON] = []
         self.resume_payloads: list[JSON] = []
         self.heartbeats: list[float] = []  # monotonic receive times, to spot a blocked client loop
+        self.shard_heartbeats: dict[int, list[float]] = {}  # the same, per shard (after its IDENTIFY)
         self.connections: set[Connection] = set()
         self.compress_modes: list[str | None] = []  # transport compression of each connection, in order
-        self.current: Session | None = None
+        self.sessions: dict[int, Session] = {}  # shard id -> its current session
+        self.shard_count = 1  # of the latest IDENTIFY
+        self.handshake_holds: dict[int, float] = {}  # shard id -> seconds its next handshake waits
         self._backlog: list[Dispatch] = []
         self._outbox: asyncio.Queue[Dispatch] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
@@ -129,6 +148,15 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await conn.ws.close(code=1001, message=b"emulator shutting down")
 
+    @property
+    def current(self) -> Session | None:
+        """Shard 0's session (the only one of an unsharded bot)."""
+        return self.sessions.get(0)
+
+    def shard_for(self, item: Dispatch) -> int:
+        guild_id = self.world.guild_of(item.data)
+        return 0 if guild_id is None else shard_of(guild_id, self.shard_count)
+
     # -- dispatching -------------------------------------------------------------------------
 
     def dispatch(self, event: str, data: JSON) -> Dispatch:
@@ -146,7 +174,7 @@ class Gateway:
                 _log.exception("emulator: failed to deliver %s", item.event)
 
     async def _deliver(self, item: Dispatch) -> None:
-        sess = self.current
+        sess = self.sessions.get(self.shard_for(item))
         if sess is None:
             self._backlog.append(item)
             return
@@ -176,15 +204,21 @@ class Gateway:
 
     # -- faults ------------------------------------------------------------------------------
 
-    def _live_conn(self) -> Connection | None:
-        sess = self.current
+    def _live_conn(self, shard_id: int) -> Connection | None:
+        sess = self.sessions.get(shard_id)
         return sess.conn if sess is not None and sess.conn is not None and sess.conn.open else None
 
-    async def drop_connection(self, code: int | None = 4000) -> bool:
-        """Close the bot's socket: with a close code, or (code=None) abruptly, as a 1006."""
-        conn = self._live_conn()
+    async def drop_connection(self, code: int | None = 4000, shard_id: int = 0, hold_s: float = 0.0) -> bool:
+        """Close a shard's socket: with a close code, or (code=None) abruptly, as a 1006.
+
+        ``hold_s``: answer that shard's next RESUME/IDENTIFY only after so many seconds
+        (a gateway slow to take the bot back), so the outage is observable.
+        """
+        conn = self._live_conn(shard_id)
         if conn is None:
             return False
+        if hold_s > 0:
+            self.handshake_holds[shard_id] = hold_s
         self._detach(conn)
         if code is None:
             # No close frame: the client sees an abnormal closure (1006), as on a network cut.
@@ -194,20 +228,20 @@ class Gateway:
             await conn.ws.close(code=code, message=b"emulator: connection dropped")
         return True
 
-    async def send_reconnect(self) -> bool:
-        conn = self._live_conn()
+    async def send_reconnect(self, shard_id: int = 0) -> bool:
+        conn = self._live_conn(shard_id)
         if conn is None:
             return False
         await conn.send({"op": OP_RECONNECT, "d": None})
         self._hold(conn)
         return True
 
-    async def send_invalid_session(self, resumable: bool) -> bool:
-        conn = self._live_conn()
+    async def send_invalid_session(self, resumable: bool, shard_id: int = 0) -> bool:
+        conn = self._live_conn(shard_id)
         if conn is None:
             return False
-        if not resumable and self.current is not None:
-            self.current.resumable = False
+        if not resumable and conn.session is not None:
+            conn.session.resumable = False
         await conn.send({"op": OP_INVALID_SESSION, "d": resumable})
         self._hold(conn)
         return True
@@ -261,7 +295,9 @@ class Gateway:
         op = payload.get("op")
         data = payload.get("d")
         if op == OP_HEARTBEAT:
-            self.heartbeats.append(time.monotonic())
+            self.heartbeats.append(now := time.monotonic())
+            if conn.session is not None:
+                self.shard_heartbeats.setdefault(conn.session.shard_id, []).append(now)
             await conn.send({"op": OP_HEARTBEAT_ACK})
         elif op == OP_IDENTIFY and isinstance(data, dict):
             await self._identify(conn, data)
@@ -270,25 +306,47 @@ class Gateway:
         else:
             _log.debug("gateway: ignoring op %s", op)  # presence, voice state, member requests
 
+    def _shard(self, data: JSON) -> tuple[int, int] | None:
+        """The IDENTIFY's ``[shard_id, shard_count]`` (default [0, 1]); None when invalid."""
+        shard = data.get("shard", [0, 1])
+        valid = (isinstance(shard, list) and len(shard) == 2 and all(type(n) is int for n in shard)
+                 and 0 <= shard[0] < shard[1])
+        return (shard[0], shard[1]) if valid else None
+
+    async def _handshake_delay(self, shard_id: int) -> None:
+        if (delay := self.handshake_holds.pop(shard_id, 0.0)) > 0:
+            await asyncio.sleep(delay)
+
     async def _identify(self, conn: Connection, data: JSON) -> None:
         token = str(data.get("token", ""))
         self.identify_payloads.append({**data, "token": "***"})
         if not self._token_ok(token.removeprefix("Bot ")):
             await conn.ws.close(code=CLOSE_AUTH_FAILED, message=b"Authentication failed.")
             return
-        intents = data.get("intents")
-        sess = Session(session_id=secrets.token_hex(16), intents=intents if isinstance(intents, int) else None)
-        sess.conn, conn.session = conn, sess
-        self.current = sess
+        shard = self._shard(data)
+        if shard is None:
+            await conn.ws.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            return
+        shard_id, count = shard
         world = self.world
+        guilds = [g for g in world.guilds.values() if shard_of(g.id, count) == shard_id]
+        if len(guilds) > self.shards.threshold:
+            await conn.ws.close(code=CLOSE_SHARDING_REQUIRED, message=b"Sharding required.")
+            return
+        await self._handshake_delay(shard_id)
+        intents = data.get("intents")
+        sess = Session(session_id=secrets.token_hex(16), intents=intents if isinstance(intents, int) else None,
+                       shard_id=shard_id)
+        sess.conn, conn.session = conn, sess
+        self.sessions[shard_id], self.shard_count = sess, count
         ready = {
             "v": 10,
             "user": world.bot.payload(),
-            "guilds": [{"id": gid, "unavailable": True} for gid in world.guilds],
+            "guilds": [{"id": g.id, "unavailable": True} for g in guilds],
             "session_id": sess.session_id,
             "resume_gateway_url": self._gateway_url(),
             "session_type": "normal",
-            "shard": data.get("shard", [0, 1]),
+            "shard": [shard_id, count],
             "application": {"id": world.application_id, "flags": world.application_payload()["flags"]},
             "private_channels": [],
             "relationships": [],
@@ -299,25 +357,28 @@ class Gateway:
             "_trace": ["discord-emulator"],
         }
         await conn.send({"op": OP_DISPATCH, "t": "READY", "s": sess.next_seq(), "d": ready})
-        for guild in world.guilds.values():
+        for guild in guilds:
             await conn.send({"op": OP_DISPATCH, "t": "GUILD_CREATE", "s": sess.next_seq(),
                              "d": world.guild_payload(guild)})
-        pending, self._backlog = self._backlog, []
+        pending = [d for d in self._backlog if self.shard_for(d) == shard_id]
+        self._backlog = [d for d in self._backlog if self.shard_for(d) != shard_id]
         await self._go_live(sess, conn, pending)
         self.ready_count += 1
         self.identified.set()
-        _log.info("gateway: bot identified (session %s…, intents=%s)", sess.session_id[:6], intents)
+        _log.info("gateway: shard %d/%d identified (session %s…, intents=%s)",
+                  shard_id, count, sess.session_id[:6], intents)
 
     async def _resume(self, conn: Connection, data: JSON) -> None:
         self.resume_payloads.append({**data, "token": "***"})
-        sess = self.current
+        sess = next((x for x in self.sessions.values() if x.session_id == data.get("session_id")), None)
         token = str(data.get("token", "")).removeprefix("Bot ")
         if not self._token_ok(token):
             await conn.ws.close(code=CLOSE_AUTH_FAILED, message=b"Authentication failed.")
             return
-        if sess is None or not sess.resumable or data.get("session_id") != sess.session_id:
+        if sess is None or not sess.resumable or self.sessions.get(sess.shard_id) is not sess:
             await conn.send({"op": OP_INVALID_SESSION, "d": False})
             return
+        await self._handshake_delay(sess.shard_id)
         if sess.conn is not None and sess.conn is not conn:
             old = sess.conn
             self._detach(old)
@@ -331,8 +392,10 @@ class Gateway:
             if seq > client_seq:
                 await self._write(conn, seq, item)
         self._backlog = [d for d in self._backlog if not d.delivered]
+        pending = [d for d in self._backlog if self.shard_for(d) == sess.shard_id]
+        self._backlog = [d for d in self._backlog if self.shard_for(d) != sess.shard_id]
         await conn.send({"op": OP_DISPATCH, "t": "RESUMED", "s": sess.next_seq(), "d": {"_trace": ["emulator"]}})
-        await self._go_live(sess, conn, [])
+        await self._go_live(sess, conn, pending)
         self.ready_count += 1
         _log.info("gateway: session %s… resumed from seq %s", sess.session_id[:6], client_seq)
 
@@ -345,14 +408,18 @@ class Gateway:
             sess.history.append((seq, item))
             if not await self._write(conn, seq, item):
                 self._backlog.append(item)
-        # Events the sender backlogged while we were writing above.
-        while self._backlog and conn.open:
-            item = self._backlog.pop(0)
-            if item.delivered:
-                continue
+        # Events of this shard the sender backlogged while we were writing above.
+        while conn.open and (waiting := self._next_backlogged(sess.shard_id)) is not None:
             seq = sess.next_seq()
-            sess.history.append((seq, item))
-            if not await self._write(conn, seq, item):
-                self._backlog.insert(0, item)
+            sess.history.append((seq, waiting))
+            if not await self._write(conn, seq, waiting):
+                self._backlog.insert(0, waiting)
                 return
         sess.live = conn.open
+
+    def _next_backlogged(self, shard_id: int) -> Dispatch | None:
+        self._backlog = [d for d in self._backlog if not d.delivered]
+        for i, item in enumerate(self._backlog):
+            if self.shard_for(item) == shard_id:
+                return self._backlog.pop(i)
+        return None

@@ -6,6 +6,7 @@ models (Guild, Member, Message, Interaction), so an unmodified client accepts th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,9 @@ JSON = dict[str, Any]
 # Permission bits a freshly invited bot typically has (view, send, embed, history, ...).
 BOT_PERMISSIONS = "2248473465835073"
 ALL_PERMISSIONS = "2251799813685247"
+# Application command option types, by the Python type of a value the caller passes.
+_OPTION_TYPES: tuple[tuple[type, int], ...] = ((bool, 5), (int, 4), (float, 10))  # bool first: it is an int
+STRING_OPTION = 3
 
 
 @dataclass
@@ -97,7 +101,7 @@ def role_payload(role_id: str, name: str, position: int, permissions: str) -> JS
     }
 
 
-def member_payload(user: User | None, roles: list[str] | tuple[str, ...], *, permissions: str | None = None) -> JSON:
+def member_payload(user: User | None, roles: Sequence[str], *, permissions: str | None = None) -> JSON:
     out: JSON = {
         "roles": list(roles),
         "nick": None,
@@ -121,7 +125,8 @@ def member_payload(user: User | None, roles: list[str] | tuple[str, ...], *, per
 class World:
     """Who and what exists: the bot, the human users, the guilds and their channels."""
 
-    def __init__(self, ids: SnowflakeGenerator, *, guild_count: int = 1, bot_name: str = "LocalBot") -> None:
+    def __init__(self, ids: SnowflakeGenerator, *, guild_count: int = 1, bot_name: str = "LocalBot",
+                 shard_count: int = 1) -> None:
         self.ids = ids
         self.application_id = ids.next()
         # Discord bots' user id equals their application id.
@@ -130,11 +135,15 @@ class World:
         self.users: dict[str, User] = {self.bot.id: self.bot, self.human.id: self.human}
         self.guilds: dict[str, Guild] = {}
         self.channels: dict[str, Channel] = {}
+        # Guild n lives on shard n % shard_count, so every shard has guilds when there are enough.
         for n in range(max(guild_count, 0)):
-            self.add_guild("Local Guild" if n == 0 else f"Local Guild {n + 1}")
+            self.add_guild("Local Guild" if n == 0 else f"Local Guild {n + 1}",
+                           shard=(n % shard_count, shard_count) if shard_count > 1 else None)
 
-    def add_guild(self, name: str, channel_names: tuple[str, ...] = ("general",)) -> Guild:
-        gid = self.ids.next()
+    def add_guild(self, name: str, channel_names: tuple[str, ...] = ("general",), *,
+                  shard: tuple[int, int] | None = None) -> Guild:
+        """A new guild; ``shard=(id, count)`` picks its id so that it lives on that shard."""
+        gid = self.ids.next_on_shard(*shard) if shard else self.ids.next()
         guild = Guild(id=gid, name=name, owner_id=self.human.id, role_ids=[gid, self.ids.next()])
         for pos, cname in enumerate(channel_names):
             ch = Channel(self.ids.next(), cname, gid, pos)
@@ -147,6 +156,13 @@ class World:
     @property
     def default_guild(self) -> Guild:
         return next(iter(self.guilds.values()))
+
+    def guild_of(self, data: JSON) -> str | None:
+        """The guild a dispatch belongs to (by its guild_id, else its channel's guild); None for DMs."""
+        gid = data.get("guild_id")
+        if gid is None and (channel := self.channels.get(str(data.get("channel_id")))) is not None:
+            gid = channel.guild_id
+        return None if gid is None else str(gid)
 
     def user(self, user_id: str, username: str | None = None, global_name: str | None = None) -> User:
         """The user with this id, created on first use (tests invent authors freely)."""
@@ -240,7 +256,7 @@ class World:
         channel_id: str,
         content: str,
         message_id: str | None = None,
-        roles: tuple[str, ...] | list[str] = (),
+        roles: Sequence[str] = (),
         nonce: str | int | None = None,
         extra: JSON | None = None,
     ) -> JSON:
@@ -273,3 +289,47 @@ class World:
         if extra:
             msg.update(extra)
         return msg
+
+    def interaction_payload(
+        self,
+        *,
+        interaction_id: str,
+        token: str,
+        data: JSON,
+        channel_id: str,
+        guild_id: str | None,
+        user: User,
+        roles: Sequence[str] = (),
+    ) -> JSON:
+        """An INTERACTION_CREATE payload (APPLICATION_COMMAND) in a guild channel or a DM."""
+        payload: JSON = {
+            "id": interaction_id,
+            "application_id": self.application_id,
+            "type": 2,  # APPLICATION_COMMAND
+            "data": data,
+            "channel_id": channel_id,
+            "token": token,
+            "version": 1,
+            "app_permissions": BOT_PERMISSIONS,
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        channel = self.channels.get(channel_id)
+        if channel is not None:
+            payload["channel"] = channel.payload()
+        if guild_id is not None:
+            data["guild_id"] = guild_id
+            payload.update(guild_id=guild_id, guild_locale="en-US", context=0,
+                           guild={"id": guild_id, "locale": "en-US", "features": []},
+                           member=member_payload(user, roles, permissions=ALL_PERMISSIONS),
+                           authorizing_integration_owners={"0": guild_id})
+        else:
+            payload.update(user=user.payload(), context=1, authorizing_integration_owners={"1": user.id},
+                           member={"user": user.payload()})
+        return payload
+
+
+def option_type(value: Any) -> int:
+    """The option type Discord would declare for ``value`` (when the command is not registered)."""
+    return next((code for kind, code in _OPTION_TYPES if isinstance(value, kind)), STRING_OPTION)

@@ -82,8 +82,9 @@ async def get_gateway(ctx: RestContext) -> Result:
 
 @route("GET", "/gateway/bot")
 async def get_gateway_bot(ctx: RestContext) -> Result:
-    limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": 1}
-    return 200, {"url": ctx.gateway_url, "shards": 1, "session_start_limit": limit}
+    shards = ctx.gateway.shards
+    limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": shards.max_concurrency}
+    return 200, {"url": ctx.gateway_url, "shards": shards.recommended, "session_start_limit": limit}
 
 
 # -- channels and messages ---------------------------------------------------------------------
@@ -132,18 +133,22 @@ async def create_message(ctx: RestContext) -> Result:
     return 200, message
 
 
+def _channel_message(ctx: RestContext) -> JSON | None:
+    """The message the path names, if it exists in the channel the path names."""
+    message = ctx.state.messages.get(ctx.params["message_id"])
+    return message if message is not None and message["channel_id"] == ctx.params["channel_id"] else None
+
+
 @route("GET", "/channels/{channel_id}/messages/{message_id}")
 async def get_message(ctx: RestContext) -> Result:
-    message = ctx.state.messages.get(ctx.params["message_id"])
-    if message is None or message["channel_id"] != ctx.params["channel_id"]:
-        return 404, UNKNOWN_MESSAGE
-    return 200, message
+    message = _channel_message(ctx)
+    return (200, message) if message is not None else (404, UNKNOWN_MESSAGE)
 
 
 @route("PATCH", "/channels/{channel_id}/messages/{message_id}")
 async def edit_message(ctx: RestContext) -> Result:
-    message = ctx.state.messages.get(ctx.params["message_id"])
-    if message is None or message["channel_id"] != ctx.params["channel_id"]:
+    message = _channel_message(ctx)
+    if message is None:
         return 404, UNKNOWN_MESSAGE
     message.update({k: ctx.json[k] for k in _MESSAGE_FIELDS if ctx.json.get(k) is not None})
     message["edited_timestamp"] = iso_now()

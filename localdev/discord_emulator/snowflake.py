@@ -33,10 +33,21 @@ class SnowflakeGenerator:
     def next(self) -> str:
         return str(self.next_int())
 
+    def next_on_shard(self, shard_id: int, shard_count: int) -> str:
+        """A snowflake whose guild would live on ``shard_id`` (Discord: ``(id >> 22) % count``).
 
-def snowflake_time(snowflake: str | int) -> datetime:
-    ms = (int(snowflake) >> 22) + DISCORD_EPOCH_MS
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+        Moves the clock part forward by at most ``shard_count - 1`` ms, so ids stay ordered.
+        """
+        with self._lock:
+            ms = max(int(time.time() * 1000) - DISCORD_EPOCH_MS, (self._last >> 22) + 1)
+            ms += (shard_id - ms) % shard_count
+            self._last = (ms << 22) | self._prefix
+            return str(self._last)
+
+
+def shard_of(snowflake: str | int, shard_count: int) -> int:
+    """The shard that receives a guild's events."""
+    return (int(snowflake) >> 22) % shard_count
 
 
 def iso_now() -> str:

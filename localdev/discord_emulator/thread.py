@@ -13,21 +13,26 @@ For synchronous tests and for tests that run discord.py in subprocesses::
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
 from localdev.discord_emulator.emulator import DiscordEmulator
-from localdev.discord_emulator.faults import RestFault
-from localdev.discord_emulator.models import JSON
-from localdev.discord_emulator.state import InteractionRecord, RecordedRequest
 
 T = TypeVar("T")
+CALL_TIMEOUT_S = 30.0
 
 
 class EmulatorThread:
-    """Same constructor arguments as :class:`DiscordEmulator`; blocking versions of its methods."""
+    """Same constructor arguments as :class:`DiscordEmulator`; blocking versions of its API.
+
+    Any attribute not defined here is the emulator's, read on the emulator's loop: a coroutine
+    method becomes a blocking call, a plain method runs on the loop, a property is read there
+    (lists come back as copies, so the caller never iterates state the loop is changing).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         self.emulator = DiscordEmulator(**kwargs)
@@ -69,119 +74,42 @@ class EmulatorThread:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-    # -- plumbing ----------------------------------------------------------------------------
+    # -- the emulator's API, blocking --------------------------------------------------------
 
-    def _await(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout)
+    def _await(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        async def _on_loop() -> T:
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        if not self._thread.is_alive():  # not started yet, or stopped: nothing else touches it
             return fn()
 
-        return self._await(_on_loop(), 30.0)
+        async def call() -> T:
+            return fn()
 
-    def _wait(self, awaitable: Awaitable[T], timeout: float) -> T:
-        async def _on_loop() -> T:
-            return await awaitable
+        return self._await(call(), CALL_TIMEOUT_S)
 
-        # The inner timeout fires first; the outer one only guards against a stuck loop.
-        return self._await(_on_loop(), timeout + 5.0)
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "emulator":
+            raise AttributeError(name)
+        if isinstance(getattr(type(self.emulator), name, None), property):
+            value = self._on_loop(lambda: getattr(self.emulator, name))
+            return list(value) if isinstance(value, list) else value
+        method = getattr(self.emulator, name)
+        if inspect.iscoroutinefunction(method):
+            return self._blocking(method)
+        if callable(method):
+            return functools.wraps(method)(lambda *args, **kwargs: self._on_loop(lambda: method(*args, **kwargs)))
+        return method
 
-    # -- same API as DiscordEmulator, blocking ----------------------------------------------
+    def _blocking(self, method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+        signature = inspect.signature(method)
 
-    @property
-    def base_url(self) -> str:
-        return self.emulator.base_url
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> T:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            # A method's own timeout fires first; the outer one only guards against a stuck loop.
+            inner = bound.arguments.get("timeout")
+            return self._await(method(*args, **kwargs), inner + 5.0 if inner is not None else CALL_TIMEOUT_S)
 
-    @property
-    def api_url(self) -> str:
-        return self.emulator.api_url
-
-    @property
-    def gateway_url(self) -> str:
-        return self.emulator.gateway_url
-
-    @property
-    def token(self) -> str:
-        return self.emulator.token
-
-    @property
-    def guild_id(self) -> str:
-        return self.emulator.guild_id
-
-    @property
-    def channel_id(self) -> str:
-        return self.emulator.channel_id
-
-    @property
-    def application_id(self) -> str:
-        return self.emulator.application_id
-
-    @property
-    def bot_user_id(self) -> str:
-        return self.emulator.bot_user_id
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        return self._call(lambda: list(self.emulator.requests))
-
-    @property
-    def invalid_requests(self) -> list[RecordedRequest]:
-        return self._call(lambda: list(self.emulator.invalid_requests))
-
-    @property
-    def identify_payloads(self) -> list[JSON]:
-        return self._call(lambda: list(self.emulator.identify_payloads))
-
-    @property
-    def bot_messages(self) -> list[JSON]:
-        return self._call(lambda: list(self.emulator.bot_messages))
-
-    @property
-    def heartbeat_count(self) -> int:
-        """Heartbeats received from the bot (each one is ACKed)."""
-        return self._call(lambda: len(self.emulator.gateway.heartbeats))
-
-    @property
-    def nonce_duplicates(self) -> int:
-        """Message creates that repeated an enforced nonce and got the first message back."""
-        return self._call(lambda: self.emulator.state.nonce_duplicates)
-
-    @property
-    def ready_count(self) -> int:
-        return self._call(lambda: self.emulator.ready_count)
-
-    def wait_until_identified(self, timeout: float = 10.0) -> JSON:
-        return self._wait(self.emulator.wait_until_identified(timeout), timeout)
-
-    def wait_until_ready_count(self, count: int, timeout: float = 10.0) -> None:
-        self._wait(self.emulator.wait_until_ready_count(count, timeout), timeout)
-
-    def wait_for_bot_message(self, channel_id: str | None = None, after: str | None = None,
-                             timeout: float = 10.0) -> JSON:
-        return self._wait(self.emulator.wait_for_bot_message(channel_id, after, timeout), timeout)
-
-    def send_message(self, content: str, **kwargs: Any) -> JSON:
-        return self._call(lambda: self.emulator.send_message(content, **kwargs))
-
-    def send_interaction(self, name: str, options: dict[str, Any] | None = None, **kwargs: Any) -> JSON:
-        return self._call(lambda: self.emulator.send_interaction(name, options, **kwargs))
-
-    def interaction(self, interaction_id: str) -> InteractionRecord:
-        return self._call(lambda: self.emulator.interaction(interaction_id))
-
-    def inject_rest_fault(self, route: str, status: int = 429, count: int = 1, **kwargs: Any) -> RestFault:
-        return self._call(lambda: self.emulator.inject_rest_fault(route, status, count, **kwargs))
-
-    def clear_faults(self) -> None:
-        self._call(self.emulator.clear_faults)
-
-    def drop_connection(self, code: int | None = 4000) -> bool:
-        return self._await(self.emulator.drop_connection(code), 30.0)
-
-    def send_reconnect(self) -> bool:
-        return self._await(self.emulator.send_reconnect(), 30.0)
-
-    def send_invalid_session(self, resumable: bool) -> bool:
-        return self._await(self.emulator.send_invalid_session(resumable), 30.0)
+        return call

@@ -75,7 +75,8 @@ def test_host_sigterm_past_the_drain_bound_releases_the_message_for_another_inst
 
 
 def test_listener_sigterm_drains_its_buffer_before_exit(stack: Stack) -> None:
-    listener = stack.start_listener()
+    # A drain long enough for Azurite's restart on a loaded machine; the default is 5 s.
+    listener = stack.start_listener(env={"LISTENER_DRAIN_TIMEOUT": "30"})
     stack.azurite.stop()
     sent = [stack.emulator.send_message("!ping") for _ in range(2)]
     wait_until(lambda: "storage unreachable" in stack.log("listener.log"), 30, "the listener to buffer")
