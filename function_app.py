@@ -10,12 +10,10 @@ builds the clients once: that work is the cold start, measured as the ``cold_sta
 
 from __future__ import annotations
 
-import importlib
-
 import azure.functions as func
 
 from function_runtime import runtime
-from function_runtime.triggers import command_blueprint
+from function_runtime.triggers import command_blueprint, lazy_handler
 from shared.registry import COMMANDS
 
 # Settings, telemetry and clients, built while the worker starts rather than inside the
@@ -26,6 +24,6 @@ EXTRA_BLUEPRINTS: tuple[func.Blueprint, ...] = ()  # non-command functions (e.g.
 
 app = func.FunctionApp()
 for spec in COMMANDS.values():
-    app.register_functions(command_blueprint(spec, importlib.import_module(spec.module).handle))
+    app.register_functions(command_blueprint(spec, lazy_handler(spec)))  # each module imported when first run
 for blueprint in EXTRA_BLUEPRINTS:
     app.register_functions(blueprint)

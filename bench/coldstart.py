@@ -1,4 +1,4 @@
-"""Cold start: process start -> first invocation done, for function_app.py against a minimal app.
+"""Cold reply: process start -> the first reply, for function_app.py against a minimal app.
 
 Each run starts ``python -m localdev.functions_host --app ...`` with one message already
 waiting in the function's queue:
@@ -7,6 +7,7 @@ waiting in the function's queue:
   receiver as IngestionEndpoint): a ``!ping`` envelope in cmd-ping, until the ``pong``
   reply reaches the Discord emulator (so it includes the ping's reply, a few ms).
 The three are interleaved run by run; one warm-up round (OS page cache, .pyc) is excluded.
+The ratio is the median of the per-round ratios (target: 1.2x).
 Also ``python -X importtime -c "import function_app"``: the top 10 imports by cumulative time.
 """
 
@@ -41,6 +42,7 @@ from shared.settings import PROJECT_ROOT, StorageSettings
 NAME = "coldstart"
 METRICS = ("first invocation, OTLP on", "first invocation, Azure Monitor on", "import function_app (importtime)")
 CONFIGS = ("minimal", "otlp", "azure_monitor")
+TARGET_RATIO = 1.2  # issue 15: the reply within 1.2x of a minimal Functions app's first invocation
 
 
 def _put(storage: StorageSettings, queue: str, text: str) -> None:
@@ -162,7 +164,7 @@ def cprofile_first_invocation(ctx: Context, emu: EmulatorThread, otlp_url: str, 
 
 def run(ctx: Context) -> list[Row]:
     (ctx.workdir / NAME).mkdir(parents=True, exist_ok=True)
-    rounds = ctx.n(9, 1)
+    rounds = ctx.n(15, 1)
     samples: dict[str, list[float]] = {c: [] for c in CONFIGS}
     failures: dict[str, int] = {}
     with EmulatorThread() as emu, HttpStub() as otlp, HttpStub(body=AZURE_MONITOR_ACCEPTED) as azmon:
@@ -177,21 +179,24 @@ def run(ctx: Context) -> list[Row]:
                 if ctx.quick or r > 0:  # round 0 warms the page cache and writes .pyc files
                     samples[config].append(ms)
         imports = import_profile(otlp.url)
-        slow = median(samples["otlp"]) > 2 * median(samples["minimal"])
+        slow = median(samples["otlp"]) > TARGET_RATIO * median(samples["minimal"])
         profile = cprofile_first_invocation(ctx, emu, otlp.url) if slow and not ctx.quick else []
     base = samples["minimal"]
     rows = []
     for metric, config in zip(METRICS[:2], CONFIGS[1:], strict=True):
         value = median(samples[config])
-        target = config == "otlp"
+        # Each round runs minimal, OTLP, Azure Monitor back to back: the median of the per-round
+        # ratios cancels the drift a shared machine adds between rounds, which the ratio of the
+        # two medians does not (it moved by 0.1x between back-to-back runs here).
+        paired = median([v / b for v, b in zip(samples[config], base, strict=True)])
         rows.append(Row(
-            NAME, metric, value, "ms", median(base), ratio(value, median(base)),
-            "≤ 2x minimal app" if target else "",
-            (value <= 2 * median(base)) if target else None,
-            note=f"p99 {p99(samples[config]):.0f} ms vs minimal p99 {p99(base):.0f} ms, {len(base)} runs",
+            NAME, metric, value, "ms", median(base), paired,
+            f"≤ {TARGET_RATIO}x minimal app", paired <= TARGET_RATIO,
+            note=f"process start -> reply; ratio = median of per-round ratios (ratio of medians "
+                 f"{ratio(value, median(base)) or float('nan'):.2f}x); p99 {p99(samples[config]):.0f} ms "
+                 f"vs minimal p99 {p99(base):.0f} ms, {len(base)} runs",
             extra={config: summary(samples[config]), "minimal": summary(base), "samples": samples[config],
-                   "timed_out_runs": failures,
-                   "minimal_samples": base},
+                   "paired_ratio_median": paired, "timed_out_runs": failures, "minimal_samples": base},
         ))
     rows.append(Row(NAME, METRICS[2], imports["total_ms"], "ms",
                     note=f"python -X importtime, OTLP on; {imports['added_ms']:.0f} ms of it is imports the "

@@ -1,7 +1,7 @@
 """External JSON GETs for commands: one timeout, one failure type.
 
-Commands call third-party APIs through ``ctx.http`` (the wrapper's ``requests.Session``,
-instrumented, so each call is a CLIENT span). :func:`get_json` turns every way such a
+Commands call third-party APIs through ``ctx.http`` (the runtime's :class:`TracedSession`,
+instrumented before its first request, so each call is a CLIENT span). :func:`get_json` turns every way such a
 call can fail (connection refused, timeout, an unexpected status, a body that is not
 JSON) into :class:`ExternalApiError` with a short friendly text, which the wrapper
 shows the user next to the trace id. Statuses a command wants to handle itself (Scryfall's
@@ -18,10 +18,23 @@ from typing import Any
 import requests
 
 from function_runtime.errors import ExternalApiError
+from shared import telemetry
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
+
+
+class TracedSession(requests.Session):
+    """A ``requests.Session`` that makes sure ``requests`` is instrumented before it sends.
+
+    The instrumentation is not set up at start-up (a cold reply that calls no API should
+    not wait for it); the first command that does call one pays for it, once.
+    """
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        telemetry.instrument_requests()
+        return super().request(*args, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -92,7 +92,9 @@ def _run_and_reply(
     msg: func.QueueMessage, spec: CommandSpec, handler: Handler, rt: Runtime, env: Envelope, span: Span
 ) -> None:
     trace_id = format(span.get_span_context().trace_id, "032x")
-    flags = _evaluate_flags(rt, env, span)
+    # Evaluated when first read (a gated command, help): a reply that needs no flag does not
+    # wait for them (nor, on a cold instance, for loading them); they are traced after it.
+    flags = _FlagsOnDemand(lambda: _evaluate_flags(rt, env, span))
     ctx = CommandContext(envelope=env, spec=spec, settings=rt.settings, http=rt.http, flags=flags, trace_id=trace_id)
     reply = _run_command(handler, ctx, span)
     try:
@@ -103,6 +105,7 @@ def _run_and_reply(
         # What the user waited: from the listener receiving the message to the reply being
         # accepted by Discord. The queryable "how slow is this command" number.
         span.set_attribute("app.end_to_end_ms", round((time.time_ns() - _received_ns(env)) / 1e6, 1))
+        flags.evaluate()
     except PermanentError as exc:
         _fail(span, exc)
         _send_to_poison(rt, spec, msg, exc, trace_id)
@@ -144,6 +147,28 @@ def _evaluate_flags(rt: Runtime, env: Envelope, process_span: Span) -> Mapping[s
     for key, value in results.items():
         process_span.set_attribute(f"feature_flag.{key}", value)
     return results
+
+
+class _FlagsOnDemand(Mapping[str, bool]):
+    """The author's flags as a mapping, evaluated (once) the first time anything reads them."""
+
+    def __init__(self, evaluate: Callable[[], Mapping[str, bool]]) -> None:
+        self._evaluate = evaluate
+        self._values: Mapping[str, bool] | None = None
+
+    def evaluate(self) -> Mapping[str, bool]:
+        if self._values is None:
+            self._values = self._evaluate()
+        return self._values
+
+    def __getitem__(self, key: str) -> bool:
+        return self.evaluate()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.evaluate())
+
+    def __len__(self) -> int:
+        return len(self.evaluate())
 
 
 def _fail(span: Span, exc: BaseException) -> None:

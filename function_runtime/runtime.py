@@ -20,8 +20,10 @@ import requests
 
 from function_runtime.context import FlagSource
 from function_runtime.discord_rest import DiscordRest
+from function_runtime.http import TracedSession
 from function_runtime.replies import ReplySender
 from function_runtime.startup import MARKS, StartupMarks, startup
+from shared.envelope import Envelope
 from shared.settings import Settings
 from shared.useragent import user_agent
 
@@ -64,17 +66,33 @@ def _queue_poison_sink(settings: Settings) -> PoisonSink:
     return send
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    from function_runtime.flags import load_flag_source
+class _FlagsOnFirstUse(FlagSource):
+    """The flag source, built on the first evaluation: a reply that needs no flag never waits
+    for featuremanagement's import, the flags file or App Configuration."""
 
-    http = requests.Session()
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._source: FlagSource | None = None
+        self._lock = threading.Lock()
+
+    def evaluate(self, names: list[str], envelope: Envelope) -> dict[str, bool]:
+        with self._lock:
+            if self._source is None:
+                from function_runtime.flags import load_flag_source
+
+                self._source = load_flag_source(self._settings)
+        return self._source.evaluate(names, envelope)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    http = TracedSession()
     http.headers["User-Agent"] = user_agent("external", settings.service_version)
     return Runtime(
         settings=settings,
         rest=DiscordRest(settings.discord_api_base_url, settings.discord_token,
                          user_agent=user_agent("discord", settings.service_version)),
         http=http,
-        flags=load_flag_source(settings),
+        flags=_FlagsOnFirstUse(settings),
         poison=_queue_poison_sink(settings),
     )
 

@@ -8,9 +8,11 @@ hand: function name = command name, queue = ``cmd-<command>``, binding argument 
 
 from __future__ import annotations
 
+import importlib
+
 import azure.functions as func
 
-from function_runtime.context import Handler
+from function_runtime.context import CommandContext, Handler
 from function_runtime.invocation import invoke
 from shared.registry import CommandSpec
 
@@ -29,3 +31,22 @@ def command_blueprint(spec: CommandSpec, handle: Handler) -> func.Blueprint:
     bp.function_name(spec.name)(bp.queue_trigger(arg_name="msg", queue_name=spec.queue,
                                                  connection=STORAGE_CONNECTION)(trigger))
     return bp
+
+
+def lazy_handler(spec: CommandSpec) -> Handler:
+    """The ``handle`` of ``spec``'s module, imported when the command first runs.
+
+    With per-function scaling an instance runs one command: its cold start should not
+    import the others (Scryfall's query parser alone is tens of milliseconds). A module
+    that fails to import fails its own command's invocations (logged, the user gets the
+    apology with the trace id), not the whole app.
+    """
+    loaded: list[Handler] = []
+
+    def handle(ctx: CommandContext) -> str:
+        if not loaded:
+            loaded.append(importlib.import_module(spec.module).handle)
+        return loaded[0](ctx)
+
+    handle.__name__ = handle.__qualname__ = f"{spec.name}_handle"
+    return handle

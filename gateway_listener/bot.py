@@ -3,6 +3,8 @@
 It runs no command. For each prefix command (or slash command) it starts the trace
 and buffers an envelope for the command's queue (gateway_listener/dispatch.py); the
 actual send happens on background tasks, so the gateway's heartbeat is never blocked.
+An accepted prefix command also triggers Discord's typing indicator at once
+(gateway_listener/feedback.py); a slash command is deferred instead ("thinking…").
 
 Caches are cut to what prefix commands need: intents GUILDS + GUILD_MESSAGES +
 MESSAGE_CONTENT, no member cache, no chunking, no message cache.
@@ -24,12 +26,14 @@ import discord
 from gateway_listener.dispatch import Incoming, Outcome, dispatch
 from gateway_listener.endpoints import needs_gateway_discovery, set_gateway
 from gateway_listener.enqueuer import Enqueuer
+from gateway_listener.feedback import TypingIndicator
 from gateway_listener.parsing import parse_message, route
 from gateway_listener.settings import ShardPlan, format_shard_ids
 from gateway_listener.shards import IdentifyGate, ShardHealth, ShardState, ShardTracker
 from shared.envelope import MAX_ARGS_CHARS, Ids, InteractionRef
 from shared.registry import COMMANDS
 from shared.settings import Secret, Settings
+from shared.useragent import user_agent
 
 _log = logging.getLogger(__name__)
 
@@ -63,6 +67,9 @@ class ListenerBot(discord.AutoShardedClient):
         self.tracker = ShardTracker()
         self._background: set[asyncio.Task[Any]] = set()
         self.ready_event = asyncio.Event()
+        assert settings.discord_token is not None, "the listener needs a token"
+        self.typing = TypingIndicator(settings.discord_api_base_url, settings.discord_token,
+                                      user_agent_header=user_agent("discord", settings.service_version))
 
     async def setup_hook(self) -> None:
         # After login, before any shard connects: the shard count (for auto) and how fast to identify.
@@ -126,7 +133,9 @@ class ListenerBot(discord.AutoShardedClient):
             roles=_role_ids(message.author),
             shard=self.shard_of(message.guild.id if message.guild else None),
         )
-        outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate)
+        channel_id = incoming.ids.channel
+        outcome, trace_id = dispatch(incoming, self.enqueuer, self.sample_rate,
+                                     on_queued=lambda: self.typing.trigger(channel_id))
         if outcome is not Outcome.QUEUED:
             text = BUSY_REPLY if outcome is Outcome.BUSY else REJECTED_REPLY
             self._spawn(message.channel.send(f"{text} (trace `{trace_id}`)", allowed_mentions=NO_MENTIONS))
@@ -162,6 +171,10 @@ class ListenerBot(discord.AutoShardedClient):
             text = BUSY_REPLY if outcome is Outcome.BUSY else REJECTED_REPLY
             self._spawn(interaction.edit_original_response(content=f"{text} (trace `{trace_id}`)",
                                                            allowed_mentions=NO_MENTIONS))
+
+    async def close(self) -> None:
+        await super().close()
+        await self.typing.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

@@ -9,6 +9,7 @@ in the envelope to the function.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -43,8 +44,13 @@ class Incoming:
     shard: int | None = None  # the gateway shard it arrived on (discord.shard.id)
 
 
-def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tuple[Outcome, str]:
-    """Start the trace, build the envelope, buffer it. Returns the outcome and the trace id."""
+def dispatch(
+    incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1, *, on_queued: Callable[[], object] | None = None
+) -> tuple[Outcome, str]:
+    """Start the trace, build the envelope, buffer it. Returns the outcome and the trace id.
+
+    ``on_queued`` runs once the envelope is buffered, with ``discord.command`` current
+    (the listener's typing indicator hangs off it); it must not block."""
     routed = incoming.routed
     env = Envelope(
         kind=incoming.kind,
@@ -81,6 +87,8 @@ def dispatch(incoming: Incoming, enqueuer: Enqueuer, sample_rate: int = 1) -> tu
                 root.set_status(Status(StatusCode.ERROR, "listener busy"))
                 root.set_attribute("app.error", "listener buffer full: message dropped, user told")
                 return Outcome.BUSY, trace_id
+            if on_queued is not None:
+                on_queued()
             return Outcome.QUEUED, trace_id
     finally:
         context.detach(token)

@@ -1,7 +1,8 @@
 """The chat prompt of ``python -m localdev``: you type as a Discord user, the bot answers.
 
 ``!ping`` is sent to the emulator as a MESSAGE_CREATE from "you"; ``/roll dice:3`` as a
-slash command (INTERACTION_CREATE). The bot's reply is printed, then the command's
+slash command (INTERACTION_CREATE). "bot is typing…" shows when the bot's typing request
+arrives (the listener's instant feedback), then the bot's reply is printed, then the command's
 trace as a waterfall across both services, read from the local trace file. With several
 guilds (``python -m localdev --shards N`` has one per shard), ``:guilds`` lists them with
 their shard and ``:guild 2`` (a number from that list, or a guild id) switches guild.
@@ -99,10 +100,22 @@ async def _reply(emulator: DiscordEmulator, line: str, guild_id: str) -> tuple[s
             if out.get("event_kind") in ("interaction_edit", "followup"):
                 return str(out.get("content", "")), payload["id"]
             after = out["event_id"]
+    sent_at = time.monotonic()
     message = emulator.send_message(line, guild_id=guild_id)
-    out = await emulator.wait_for_bot_message(channel_id=message["channel_id"], after=message["id"],
-                                              timeout=REPLY_TIMEOUT_S)
+    typing = asyncio.ensure_future(_show_typing(emulator, message["channel_id"], sent_at))
+    try:
+        out = await emulator.wait_for_bot_message(channel_id=message["channel_id"], after=message["id"],
+                                                  timeout=REPLY_TIMEOUT_S)
+    finally:
+        typing.cancel()
     return str(out.get("content", "")), message["id"]
+
+
+async def _show_typing(emulator: DiscordEmulator, channel_id: str, since: float) -> None:
+    """Print Discord's "is typing…" as soon as the bot's typing request reaches the emulator."""
+    event = await emulator.wait_for_typing(channel_id, since, REPLY_TIMEOUT_S)
+    if event is not None:
+        print(f"bot is typing… ({(event.at - since) * 1000:.0f} ms)", flush=True)
 
 
 def _find_trace(trace_file: Path, source_id: str) -> list[dict[str, Any]] | None:

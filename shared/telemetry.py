@@ -1,8 +1,11 @@
 """Telemetry setup: the one place that configures OpenTelemetry for a process.
 
 Each process calls :func:`setup_telemetry` once at start-up; everything else only calls
-``trace.get_tracer(__name__)``. The SDK and the exporters are imported inside setup, and
-only the exporters the settings ask for, because cold start is paid by a waiting user.
+``trace.get_tracer(__name__)``. The SDK is imported inside setup, and only the exporters
+the settings ask for, because cold start is paid by a waiting user. On the function side
+even those wait: the exporters start at the first :func:`flush` (after the first reply;
+spans ended before are held, see shared/telemetry_deferred.py), and ``requests`` is
+instrumented by :func:`instrument_requests` on the first external call or that flush.
 
 Propagation has two audiences. The global propagator is W3C TraceContext only, so
 instrumented calls to third parties (catfact, Scryfall, Discord) carry ``traceparent``
@@ -101,13 +104,16 @@ def setup_telemetry(
     use_simple_processor: bool = False,
 ) -> TracerProvider:
     """Build and install the global TracerProvider and propagator; later calls return the first provider."""
-    global _provider, _requests_instrumented, _requests_settings
+    global _provider, _requests_settings
     with _lock:
         if _provider is not None:
             _log.debug("telemetry already set up; keeping the installed provider")
             return _provider
+        # A function instance's first reply must not wait for the exporters' imports: they
+        # start on the first flush, which the invocation wrapper runs after the reply.
         provider = build_provider(
-            settings, component, extra_exporters=extra_exporters, use_simple_processor=use_simple_processor
+            settings, component, extra_exporters=extra_exporters, use_simple_processor=use_simple_processor,
+            defer_export=component == "functions",
         )
         trace.set_tracer_provider(provider)
         if trace.get_tracer_provider() is not provider:
@@ -116,14 +122,29 @@ def setup_telemetry(
 
         propagate.set_global_textmap(TraceContextTextMapPropagator())
         if component == "functions":
-            from shared.telemetry_processors import instrument_requests
-
-            instrument_requests(settings, provider)
-            _requests_instrumented = True
-            _requests_settings = settings
+            _requests_settings = settings  # instrumented on first use: see instrument_requests()
         atexit.register(shutdown)
         _provider = provider
         return provider
+
+
+def instrument_requests() -> None:
+    """CLIENT spans for ``requests`` calls from now on (function side; once, cheap after that).
+
+    Not part of setup: the instrumentation's imports cost a cold start tens of milliseconds
+    that a reply needing no external call should not wait for. The first external call
+    (function_runtime.http.TracedSession) or the first flush after a reply does it.
+    """
+    global _requests_instrumented
+    if _requests_instrumented or _requests_settings is None:
+        return
+    with _lock:
+        if _requests_instrumented or _requests_settings is None or _provider is None:
+            return
+        from shared.telemetry_processors import instrument_requests as instrument
+
+        instrument(_requests_settings, _provider)
+        _requests_instrumented = True
 
 
 class _Job:
@@ -181,7 +202,13 @@ def flush(timeout_millis: int = 2000) -> bool:
     provider = _provider
     if provider is None:
         return True
-    ok = _run_bounded("flush", lambda: provider.force_flush(timeout_millis), timeout_millis, key=provider)
+
+    def export() -> bool:
+        ok = provider.force_flush(timeout_millis)  # the first one also starts deferred exporters
+        instrument_requests()  # after the first reply: later invocations' calls are traced from the start
+        return ok
+
+    ok = _run_bounded("flush", export, timeout_millis, key=provider)
     if not ok:
         _log.warning("telemetry flush did not finish within %d ms", timeout_millis)
     return ok

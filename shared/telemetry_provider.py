@@ -8,6 +8,7 @@ the functions, so importing this module stays cheap.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -15,7 +16,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 _log = logging.getLogger(__name__)
@@ -62,7 +63,26 @@ def service_name(settings: Settings, component: Component) -> str:
     return settings.service_name if settings.service_name.endswith(suffix) else settings.service_name + suffix
 
 
+def _import_sdk() -> None:
+    """Import the SDK without psutil, which costs a cold start tens of milliseconds.
+
+    ``opentelemetry.sdk.resources`` imports psutil (if installed: the Azure Monitor exporter
+    depends on it) only for ProcessResourceDetector, which these processes never run. A
+    ``None`` entry in sys.modules makes that import fail softly; it is removed again at once,
+    so an exporter that needs psutil later imports it as usual.
+    """
+    if "opentelemetry.sdk.resources" in sys.modules or "psutil" in sys.modules:
+        return
+    sys.modules["psutil"] = None  # type: ignore[assignment]
+    try:
+        import opentelemetry.sdk.resources  # noqa: F401
+    finally:
+        if "psutil" in sys.modules and sys.modules["psutil"] is None:
+            del sys.modules["psutil"]
+
+
 def build_resource(settings: Settings, component: Component) -> Resource:
+    _import_sdk()
     from opentelemetry.sdk.resources import Resource
 
     global _instance_id
@@ -89,12 +109,18 @@ def build_provider(
     *,
     extra_exporters: Sequence[SpanExporter] = (),
     use_simple_processor: bool = False,
+    defer_export: bool = False,
 ) -> TracerProvider:
-    """A configured TracerProvider, not installed globally (tests build as many as they like)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    """A configured TracerProvider, not installed globally (tests build as many as they like).
 
-    from shared import telemetry_exporters, telemetry_processors
+    ``defer_export``: the configured exporters are built (and their modules imported) only
+    when the provider is first flushed; until then ended spans wait in memory
+    (shared/telemetry_deferred.py). ``extra_exporters`` are always attached at once.
+    """
+    _import_sdk()
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from shared import telemetry_processors
 
     provider = TracerProvider(
         resource=build_resource(settings, component),
@@ -104,19 +130,31 @@ def build_provider(
     provider.add_span_processor(telemetry_processors.TraceFieldsProcessor(TRACE_FIELDS))
     if settings.appinsights_connection_string:
         provider.add_span_processor(telemetry_processors.AppInsightsSampleRate())
-    exporters = telemetry_exporters.build_exporters(settings, provider)
-    exporters += [(f"extra {type(e).__name__}", e) for e in extra_exporters]
-    for _, exporter in exporters:
-        if use_simple_processor:
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-        else:
-            # Short delay: a function's spans should leave before the instance idles.
-            provider.add_span_processor(
-                BatchSpanProcessor(exporter, max_queue_size=4096, schedule_delay_millis=500, max_export_batch_size=512)
-            )
-    _log.info(
-        "telemetry: %s -> %s",
-        provider.resource.attributes.get("service.name"),
-        ", ".join(label for label, _ in exporters) or "nothing",
-    )
+    for exporter in extra_exporters:
+        provider.add_span_processor(_export_processor(exporter, use_simple_processor))
+
+    def export_processors() -> list[SpanProcessor]:
+        from shared import telemetry_exporters
+
+        exporters = telemetry_exporters.build_exporters(settings, provider)
+        _log.info("telemetry: %s -> %s", provider.resource.attributes.get("service.name"),
+                  ", ".join(label for label, _ in exporters) or "nothing")
+        return [_export_processor(exporter, use_simple_processor) for _, exporter in exporters]
+
+    if defer_export:
+        from shared.telemetry_deferred import DeferredExport
+
+        provider.add_span_processor(DeferredExport(export_processors))
+    else:
+        for processor in export_processors():
+            provider.add_span_processor(processor)
     return provider
+
+
+def _export_processor(exporter: SpanExporter, simple: bool) -> SpanProcessor:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    if simple:
+        return SimpleSpanProcessor(exporter)
+    # Short delay: a function's spans should leave before the instance idles.
+    return BatchSpanProcessor(exporter, max_queue_size=4096, schedule_delay_millis=500, max_export_batch_size=512)

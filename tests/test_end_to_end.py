@@ -98,6 +98,28 @@ def test_ping_answers_pong_through_the_queue(bot: Bot) -> None:
     assert bot.emulator.invalid_requests == []
 
 
+def test_prefix_command_shows_typing_before_the_reply(bot: Bot) -> None:
+    time.sleep(3.1)  # past the previous test's per-channel typing cooldown
+    since = time.monotonic()
+    sent, _ = _say(bot, "!ping")
+    typing = bot.emulator.wait_for_typing(sent["channel_id"], since, timeout=5)
+    assert typing is not None
+    typing_requests = [r for r in bot.emulator.requests if r.template == "/channels/{channel_id}/typing"]
+    create = [r for r in bot.emulator.requests if r.template == "/channels/{channel_id}/messages"]
+    assert typing_requests[-1].timestamp < create[-1].timestamp  # feedback first, then the reply
+    deadline = time.monotonic() + 5
+    spans = _trace_of(bot, sent["id"])
+    while not any(s["name"] == "discord.typing" for s in spans):
+        assert time.monotonic() < deadline, "no discord.typing span in the trace"
+        time.sleep(0.1)
+        spans = _trace_of(bot, sent["id"])
+    by_id = {s["span_id"]: s for s in spans}
+    (typing_span,) = [s for s in spans if s["name"] == "discord.typing"]
+    assert by_id[typing_span["parent_span_id"]]["name"] == "discord.command"
+    assert typing_span["service.name"] == "discord-bot-listener"
+    assert typing_span["attributes"]["http.response.status_code"] == 204
+
+
 def test_listener_identifies_with_minimal_intents(bot: Bot) -> None:
     intents = bot.emulator.identify_payloads[0]["intents"]
     assert intents == GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT

@@ -47,3 +47,24 @@ def test_slash_descriptions_fit_discord_limits() -> None:
         assert 1 <= len(spec.description) <= 100
         for opt in spec.options:
             assert len(opt.description) <= 100
+
+
+def test_importing_the_app_imports_no_command_module_until_it_runs() -> None:
+    import subprocess
+    import sys
+
+    from shared.settings import PROJECT_ROOT
+
+    code = (
+        "import sys, function_app\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('command_functions.'))\n"
+        "assert loaded == [], loaded\n"
+        "assert not any(m.startswith(('opentelemetry.exporter', 'azure.monitor', 'featuremanagement', "
+        "'opentelemetry.instrumentation')) for m in sys.modules), 'imported before the first reply'\n"
+    )
+    env = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+           "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
+           "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr

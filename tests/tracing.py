@@ -29,6 +29,7 @@ def session_telemetry(tmp_path_factory: pytest.TempPathFactory) -> InMemorySpanE
         local_trace_file=tmp_path_factory.mktemp("traces") / "traces.jsonl",
     )
     telemetry.setup_telemetry(settings, "functions", extra_exporters=[_EXPORTER], use_simple_processor=True)
+    telemetry.instrument_requests()  # as a warm instance is: tests call APIs with plain Sessions
     startup.startup(settings)  # so importing function_app does not read the environment
     return _EXPORTER
 

@@ -23,7 +23,7 @@ from localdev.discord_emulator.models import JSON, User, World, option_type
 from localdev.discord_emulator.openapi import SpecValidator
 from localdev.discord_emulator.rest import RestApi
 from localdev.discord_emulator.snowflake import SnowflakeGenerator, shard_of
-from localdev.discord_emulator.state import EmulatorState, InteractionRecord, RecordedRequest
+from localdev.discord_emulator.state import EmulatorState, InteractionRecord, RecordedRequest, TypingEvent
 
 _log = logging.getLogger(__name__)
 
@@ -251,6 +251,11 @@ class DiscordEmulator:
         return self.state.bot_outputs
 
     @property
+    def typing_events(self) -> list[TypingEvent]:
+        """Typing requests the bot made ("the bot is typing…"), in order."""
+        return self.state.typing
+
+    @property
     def ready_count(self) -> int:
         """Completed handshakes (READY or RESUMED)."""
         return self.gateway.ready_count
@@ -303,6 +308,12 @@ class DiscordEmulator:
         if found is None:
             raise TimeoutError(f"no bot message in channel {channel_id or 'any'} after {after} within {timeout}s")
         return found
+
+    async def wait_for_typing(self, channel_id: str | None = None, since: float = 0.0,
+                              timeout: float = 10.0) -> TypingEvent | None:
+        """The bot's first typing request in ``channel_id`` at or after monotonic ``since``; None if none
+        comes within ``timeout`` seconds."""
+        return await self.state.wait_for_typing(channel_id, since, timeout)
 
     async def bot_messages_after(self, channel_id: str | None = None, after: str | None = None,
                                  timeout: float = 0.0) -> list[JSON]:

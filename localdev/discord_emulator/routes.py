@@ -98,8 +98,10 @@ async def get_channel(ctx: RestContext) -> Result:
 
 @route("POST", "/channels/{channel_id}/typing")
 async def trigger_typing(ctx: RestContext) -> Result:
-    found = ctx.params["channel_id"] in ctx.state.world.channels
-    return (204, None) if found else (404, UNKNOWN_CHANNEL)
+    if ctx.params["channel_id"] not in ctx.state.world.channels:
+        return 404, UNKNOWN_CHANNEL
+    await ctx.state.add_typing(ctx.params["channel_id"])
+    return 204, None
 
 
 @route("POST", "/channels/{channel_id}/messages")

@@ -55,6 +55,14 @@ class RecordedRequest:
         }
 
 
+@dataclass(frozen=True)
+class TypingEvent:
+    """A ``POST /channels/{channel_id}/typing`` the emulator accepted ("the bot is typing…")."""
+
+    channel_id: str
+    at: float  # time.monotonic() on arrival (one clock with in-process callers)
+
+
 @dataclass
 class InteractionRecord:
     """An INTERACTION_CREATE the emulator sent, and what the bot did with it."""
@@ -92,6 +100,7 @@ class EmulatorState:
         self.messages: dict[str, JSON] = {}  # every message, by id
         self.bot_outputs: list[JSON] = []  # bot messages and interaction edits, in order
         self.interactions: dict[str, InteractionRecord] = {}
+        self.typing: list[TypingEvent] = []
         self.commands: dict[str | None, dict[str, JSON]] = {}  # guild id (None = global) -> name -> command
         self._nonces: dict[tuple[str, str, str], tuple[float, JSON]] = {}
         self.nonce_duplicates = 0  # creates answered with an earlier message (redeliveries made harmless)
@@ -139,6 +148,30 @@ class EmulatorState:
         async def _wait() -> JSON:
             async with self._changed:
                 while (found := self.find_bot_output(channel_id, after)) is None:
+                    await self._changed.wait()
+                return found
+
+        try:
+            return await asyncio.wait_for(_wait(), timeout)
+        except TimeoutError:
+            return None
+
+    async def add_typing(self, channel_id: str) -> TypingEvent:
+        event = TypingEvent(channel_id, time.monotonic())
+        self.typing.append(event)
+        async with self._changed:
+            self._changed.notify_all()
+        return event
+
+    async def wait_for_typing(self, channel_id: str | None, since: float, timeout: float) -> TypingEvent | None:
+        """The first typing event in ``channel_id`` (any, if None) at or after monotonic ``since``."""
+
+        def find() -> TypingEvent | None:
+            return next((e for e in self.typing if e.at >= since and channel_id in (None, e.channel_id)), None)
+
+        async def _wait() -> TypingEvent:
+            async with self._changed:
+                while (found := find()) is None:
                     await self._changed.wait()
                 return found
 

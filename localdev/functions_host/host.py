@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -27,6 +28,7 @@ from shared.settings import PROJECT_ROOT, Settings
 _log = logging.getLogger(__name__)
 
 READY_PREFIX = "Functions host ready:"
+POLLS_PREFIX = "Storage transactions of polling:"  # bench/human_paced.py reads this line
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
@@ -68,6 +70,7 @@ class FunctionsHost:
         self._tasks: list[asyncio.Task[None]] = []
         self.workers: dict[str, QueueWorker] = {}
         self.ready = asyncio.Event()
+        self._started_at: float | None = None
 
     @property
     def abandoned_threads(self) -> int:
@@ -102,6 +105,7 @@ class FunctionsHost:
         ]
         for task in self._tasks:
             task.add_done_callback(_log_crash)
+        self._started_at = time.monotonic()
         names = ", ".join(f.name for f in self.functions)
         _log.info("%s %d functions (%s)", READY_PREFIX, len(self.functions), names)
         self.ready.set()
@@ -116,6 +120,10 @@ class FunctionsHost:
             await self._client.close()
             self._client = None
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._started_at is not None:
+            polls = sum(w.polls for w in self.workers.values())
+            _log.info("%s %d queue polls in %.1f s (%d queues)", POLLS_PREFIX, polls,
+                      time.monotonic() - self._started_at, len(self.workers))
         _log.info("Functions host stopped")
 
     async def run(self, stop_event: asyncio.Event) -> None:

@@ -85,6 +85,7 @@ class QueueWorker:
         self._poison_ready = False
         self._storage_down = False
         self.max_in_flight = 0  # high-water mark, for tests and diagnostics
+        self.polls = 0  # receive requests sent: each is a billed storage transaction
 
     @property
     def in_flight(self) -> int:
@@ -114,6 +115,7 @@ class QueueWorker:
             await self.drain(drain_timeout)
 
     async def _receive(self) -> list[StorageQueueMessage]:
+        self.polls += 1
         try:
             pages = self._queue.receive_messages(
                 messages_per_page=self._config.batch_size, visibility_timeout=self._lease

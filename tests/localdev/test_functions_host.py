@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import logging
 import os
 import random
 import signal
@@ -35,6 +36,7 @@ from localdev.functions_host import (
     parse_host_config,
 )
 from localdev.functions_host.context import LocalContext
+from localdev.functions_host.host import POLLS_PREFIX
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, Secret, Settings, StorageSettings
 from tests.localdev import sample_app
@@ -293,6 +295,20 @@ def test_unsupported_connection_is_a_clear_error(settings: Settings):
         FunctionsHost(app, settings, FAST)
 
 
+async def test_idle_polls_are_counted_and_never_faster_than_the_minimum(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="localdev.functions_host.host")
+    name = next(queue_names)
+    config = with_queues(FAST, max_polling_interval=timedelta(milliseconds=300))
+    async with running(one_function_app(name, lambda msg: None), settings, config) as host:
+        began = time.monotonic()
+        await asyncio.sleep(1.0)
+        polls, elapsed = host.workers["fn"].polls, time.monotonic() - began
+    assert 3 <= polls <= elapsed / 0.1 + 2  # backing off from 100 ms towards the 300 ms cap
+    assert any(POLLS_PREFIX in r.getMessage() for r in caplog.records)
+
+
 def test_backoff_grows_from_minimum_to_cap_and_resets():
     backoff = PollingBackoff(timedelta(seconds=2), rng=random.Random(7))
     delays = [backoff.next_delay() for _ in range(20)]
@@ -323,7 +339,7 @@ def test_host_json_defaults_and_time_spans(tmp_path):
     assert parsed.queues.new_batch_threshold == 2  # batchSize / 2
     assert parse_host_config({"functionTimeout": "-1"}).function_timeout is None
     project = load_host_config(PROJECT_ROOT / "host.json")
-    assert project.queues.batch_size == 16 and project.queues.max_polling_interval == timedelta(seconds=2)
+    assert project.queues.batch_size == 16 and project.queues.max_polling_interval == timedelta(milliseconds=500)
     assert load_host_config(tmp_path / "missing.json") == HostConfig()
     for bad in (
         {"extensions": {"queues": {"batchSize": 64}}},

@@ -81,6 +81,7 @@ def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path:
     text, children, code = _run_prompt(tmp_path, [], ["!ping"], "runtime_setup")
     assert children, "localdev should have started Azurite, the listener and the functions host"
     assert "bot> pong" in text
+    assert text.index("bot is typing…") < text.index("bot> pong")  # instant feedback, then the reply
     for span in ("discord.command", "cmd-ping send", "cmd-ping process", "queue.wait", "cold_start"):
         assert span in text
     assert "discord-bot-listener" in text and "discord-bot-functions" in text

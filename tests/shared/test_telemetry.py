@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
+from function_runtime.http import TracedSession
 from localdev.traces import load_traces, render_trace
 from shared import telemetry
 from shared.envelope import ENVELOPE_GETTER, TRACE_SETTER, Envelope, Ids
@@ -226,7 +227,8 @@ def test_requests_are_traced_except_discord(tmp_path: Path, clean_globals: None)
         token = context.attach(telemetry.trace_fields_context(FIELDS, rate=telemetry.sample_rate(settings)))
         try:
             with trace.get_tracer(__name__).start_as_current_span("catfact") as parent:
-                requests.get(f"{catfact.url}/fact?max_length=80&api_key=hunter2", timeout=5)
+                requests.get(f"{catfact.url}/fact?before=instrumented", timeout=5)  # setup does not instrument
+                TracedSession().get(f"{catfact.url}/fact?max_length=80&api_key=hunter2", timeout=5)  # this does
                 requests.post(f"{discord.url}/api/v10/webhooks/1/secret-interaction-token", json={}, timeout=5)
         finally:
             context.detach(token)
@@ -240,7 +242,8 @@ def test_requests_are_traced_except_discord(tmp_path: Path, clean_globals: None)
     url = str(dict(clients[0].attributes or {}).get("url.full") or dict(clients[0].attributes or {})["http.url"])
     assert "hunter2" not in url and "max_length=80" in url
     assert "secret-interaction-token" not in str([dict(s.attributes or {}) for s in memory.get_finished_spans()])
-    sent = catfact.requests[0].headers
+    sent = catfact.requests[1].headers
+    assert "traceparent" not in catfact.requests[0].headers
     assert sent["traceparent"].split("-")[1] == f"{parent.get_span_context().trace_id:032x}"
     assert "baggage" not in sent  # third parties never see our fields
     assert "traceparent" not in discord.requests[0].headers
@@ -290,3 +293,23 @@ def test_concurrent_flushes_each_export_their_own_spans(tmp_path: Path, clean_gl
         t.join()
     assert results == [True, True, True]
     assert sorted(s.name for s in slow.get_finished_spans()) == ["inv-0", "inv-1", "inv-2"]
+
+
+def test_the_sdk_is_imported_without_psutil_which_stays_importable() -> None:
+    import subprocess
+    import sys
+
+    from shared.settings import PROJECT_ROOT
+
+    code = (
+        "import sys\n"
+        "from shared.settings import Secret, Settings, StorageSettings\n"
+        "from shared.telemetry_provider import build_provider\n"
+        "s = Settings(storage=StorageSettings(connection_string=Secret('UseDevelopmentStorage=true')))\n"
+        "build_provider(s, 'functions', defer_export=True).get_tracer('t').start_span('x').end()\n"
+        "assert 'psutil' not in sys.modules, 'the SDK pulled psutil in'\n"
+        "import psutil\n"
+        "assert psutil.Process().pid > 0\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
