@@ -19,12 +19,13 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import coldstart, hop, human_paced, ingest, memory, shards, throughput, tracing_overhead
+from bench import coldstart, hop, human_paced, ingest, memory, scaling, shards, throughput, tracing_overhead
 from bench.common import RESULTS_DIR, Context, Row, format_table, machine, write_json
 from localdev.azurite import Azurite
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (hop, human_paced, ingest, shards, coldstart, tracing_overhead, memory, throughput)
+    m.NAME: m for m in (hop, human_paced, ingest, shards, coldstart, tracing_overhead, memory, throughput,
+                        scaling)
 }
 
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     with Azurite() as azurite:
-        ctx = Context(quick=args.quick, azurite=azurite, workdir=workdir)
+        ctx = Context(quick=args.quick, azurite=azurite, workdir=workdir, results_dir=args.json.parent)
         for i, name in enumerate(names):
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             if i:

@@ -47,6 +47,7 @@ class Context:
     quick: bool
     azurite: Azurite
     workdir: Path
+    results_dir: Path = RESULTS_DIR  # where the JSON goes; plots are written next to it
 
     def n(self, full: int, quick: int) -> int:
         return quick if self.quick else full

@@ -1,12 +1,13 @@
 """``python -m localdev``: the whole bot on one machine.
 
-Starts Azurite, the listener and the functions host; with no DISCORD_TOKEN it also runs
-the Discord emulator and a chat prompt where you type ``!ping`` as a user. ``--shards N``
-runs N listener processes, one shard each (the emulator then has a guild per shard; the
-prompt's ``:guild`` switches between them). The functions
-host scales from zero like Flex Consumption: it starts when a command is waiting (so the
-first command pays, and shows, a real cold start) and stops after an idle period.
-Prints where everything is; Ctrl-C / SIGTERM stops all of it, leaving nothing running.
+Starts Azurite, the listener and the function app under the local scale controller; with
+no DISCORD_TOKEN it also runs the Discord emulator and a chat prompt where you type
+``!ping`` as a user. ``--shards N`` runs N listener processes, one shard each (the emulator
+then has a guild per shard; the prompt's ``:guild`` switches between them). Each function
+scales on its own like on Flex Consumption: an instance starts when a command is waiting
+(so it pays, and shows, a real cold start), more start under load, and they stop after an
+idle period. ``--single-host`` runs every function in one host process instead (still from
+zero). Prints where everything is; Ctrl-C / SIGTERM stops all of it, leaving nothing running.
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from localdev.azurite import Azurite, AzuriteError
 from localdev.explorer import start_child as start_explorer
+from localdev.scale_controller.policy import DEFAULT_IDLE_TIMEOUT_S
 from localdev.stack import Child, child_env, wait_for_line
 from shared.errors import SettingsError
-from shared.settings import PROJECT_ROOT, Secret, Settings, StorageSettings, load_settings
+from shared.settings import PROJECT_ROOT, Settings, load_settings
 from shared.telemetry_exporters import DEFAULT_TRACE_FILE
 
 RUN_DIR = PROJECT_ROOT / ".localdev"
-HOST_LOG, LISTENER_LOG = RUN_DIR / "functions_host.log", RUN_DIR / "listener.log"
+CONTROLLER_LOG, LISTENER_LOG = RUN_DIR / "scale_controller.log", RUN_DIR / "listener.log"
+INSTANCE_LOGS, SCALE_STATUS = RUN_DIR / "instances", RUN_DIR / "scale.json"
 
 
 def _listener_logs(shards: int) -> list[Path]:
@@ -51,10 +53,6 @@ def _trace_file(settings: Settings) -> Path | None:
         for stale in (path, path.with_name(path.name + ".1")):
             stale.unlink(missing_ok=True)
     return path
-
-
-def _say(text: str) -> None:
-    print(f"\n[localdev] {text}", flush=True)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -87,20 +85,19 @@ async def run(args: argparse.Namespace) -> int:
             env.update(DISCORD_TOKEN=emulator.token, DISCORD_API_BASE_URL=emulator.api_url,
                        DISCORD_GATEWAY_URL=emulator.gateway_url)
 
-        def start_host() -> Child:
-            return Child("functions_host", "localdev.functions_host", child_env(env), HOST_LOG).start()
-
         listener_logs = _listener_logs(args.shards)
-        for log in (HOST_LOG, *listener_logs):
+        for log in (CONTROLLER_LOG, *listener_logs):
             log.write_bytes(b"")
-        if args.always_on:
-            host = start_host()
-            stack.callback(host.stop)
-            if not await asyncio.to_thread(wait_for_line, HOST_LOG, "Functions host ready", 60, host):
-                print(f"The functions host did not start: see {HOST_LOG}", file=sys.stderr)
-                return 1
-        else:
-            await _scale_from_zero(stack, azurite, start_host, args.idle_timeout)
+        for old in [SCALE_STATUS, *INSTANCE_LOGS.glob("*.log")]:
+            old.unlink(missing_ok=True)  # this run's instances only
+        controller = Child("scale_controller", "localdev.scale_controller", child_env(env), CONTROLLER_LOG,
+                           args=_controller_args(args)).start()
+        stack.callback(controller.stop, 30.0)  # it drains every instance first
+        from localdev.scale_controller import READY_PREFIX
+
+        if not await asyncio.to_thread(wait_for_line, CONTROLLER_LOG, READY_PREFIX, 60, controller):
+            print(f"The scale controller did not start: see {CONTROLLER_LOG}", file=sys.stderr)
+            return 1
         for listener in _start_listeners(env, args.shards):
             stack.callback(listener.stop)
         if trace_file is not None:
@@ -118,10 +115,11 @@ async def run(args: argparse.Namespace) -> int:
                     print(f"                 {guild['name']} ({guild['id']}) is on shard {guild['shard']}")
         if not args.live_apis:
             print("External APIs    local stand-ins for catfact, Scryfall, relationships (--live-apis: real ones)")
-        print("Functions host   " + ("always on" if args.always_on else
-                                     f"scales from zero: starts on the first command, stops after "
-                                     f"{args.idle_timeout:.0f} s idle (--always-on to keep it up)"))
-        print(f"Logs             {HOST_LOG}, {', '.join(map(str, listener_logs))}")
+        print("Functions        " + ("one host for every function" if args.single_host else
+                                     "each function scales on its own (--single-host: one host)")
+              + f", from zero; idle {args.idle_timeout:g} s -> zero"
+              + (" (--always-on: one instance kept)" if args.always_on else ""))
+        print(f"Logs             {CONTROLLER_LOG}, {INSTANCE_LOGS}/, {', '.join(map(str, listener_logs))}")
         print(f"Traces           {trace_file or 'exported (OTLP / Azure Monitor)'}"
               + ("  (python -m localdev.traces)" if trace_file else ""), flush=True)
         if trace_file is not None:
@@ -137,26 +135,18 @@ async def run(args: argparse.Namespace) -> int:
             return 1
         from localdev.prompt import run_prompt
 
-        await run_prompt(emulator, settings.bot_prefix, trace_file, stop)
+        await run_prompt(emulator, settings.bot_prefix, trace_file, stop, SCALE_STATUS)
     return 0
 
 
-async def _scale_from_zero(stack: contextlib.AsyncExitStack[bool | None], azurite: Azurite,
-                           start_host: Callable[[], Child], idle_s: float) -> None:
-    from localdev.scaler import ScaleController
-
-    storage = StorageSettings(connection_string=Secret(azurite.connection_string))
-    scaler = ScaleController(storage, start_host, idle_s=idle_s, on_change=_say)
-    halt = asyncio.Event()
-    task = asyncio.create_task(scaler.run(halt))
-
-    async def shutdown() -> None:
-        halt.set()
-        await task
-        if scaler.host is not None:
-            await asyncio.to_thread(scaler.host.stop)
-
-    stack.push_async_callback(shutdown)
+def _controller_args(args: argparse.Namespace) -> list[str]:
+    out = ["--idle-timeout", str(args.idle_timeout), "--status-file", str(SCALE_STATUS),
+           "--log-dir", str(INSTANCE_LOGS)]
+    if args.single_host:
+        out.append("--single-host")
+    if args.always_on:
+        out += ["--always-ready", "*=1"]
+    return out
 
 
 def _positive(text: str) -> int:
@@ -171,11 +161,14 @@ def main() -> int:
     parser.add_argument("--emulator-port", type=int, default=0, help="Discord emulator port (default: a free one)")
     parser.add_argument("--live-apis", action="store_true",
                         help="use the real catfact/Scryfall/relationships APIs instead of local stand-ins")
-    parser.add_argument("--always-on", action="store_true", help="run the functions host all the time")
+    parser.add_argument("--single-host", action="store_true",
+                        help="run every function in one functions host (no per-function scaling)")
+    parser.add_argument("--always-on", action="store_true", help="keep one instance of every function running")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S,
+                        help=f"seconds without commands before a function scales to zero "
+                             f"(default {DEFAULT_IDLE_TIMEOUT_S:g}, as Flex Consumption)")
     parser.add_argument("--shards", type=_positive, default=1,
                         help="run N listener processes, one gateway shard each (default 1: one listener)")
-    parser.add_argument("--idle-timeout", type=float, default=300.0,
-                        help="seconds without commands before the functions host scales to zero (default 300)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

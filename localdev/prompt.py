@@ -3,7 +3,8 @@
 ``!ping`` is sent to the emulator as a MESSAGE_CREATE from "you"; ``/roll dice:3`` as a
 slash command (INTERACTION_CREATE). "bot is typing…" shows when the bot's typing request
 arrives (the listener's instant feedback), then the bot's reply is printed, then the command's
-trace as a waterfall across both services, read from the local trace file. With several
+trace as a waterfall across both services, read from the local trace file, then the
+instances each function has running (``/scale`` prints that line on its own). With several
 guilds (``python -m localdev --shards N`` has one per shard), ``:guilds`` lists them with
 their shard and ``:guild 2`` (a number from that list, or a guild id) switches guild.
 """
@@ -19,12 +20,24 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from localdev.discord_emulator import DiscordEmulator
+from localdev.scale_controller.controller import read_status
 from localdev.traces import load_traces, render_trace
 from shared.registry import COMMANDS
 
 T = TypeVar("T")
 REPLY_TIMEOUT_S = 60.0  # a first command pays Azurite polling + cold start
 TRACE_TIMEOUT_S = 5.0
+SCALE_COMMAND = "/scale"
+
+
+def scale_line(status_file: Path | None) -> str:
+    """``instances: catfact 3, ping 1 (others 0)`` from the scale controller's status file."""
+    counts = read_status(status_file) if status_file is not None else None
+    if counts is None:
+        return "instances: (no scale controller status yet)"
+    running = [f"{name} {n}" for name, n in sorted(counts.items()) if n]
+    rest = " (others 0)" if running and len(running) < len(counts) else ""
+    return "instances: " + (", ".join(running) if running else "none") + rest
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop, out: asyncio.Queue[str | None]) -> None:
@@ -151,7 +164,8 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> 
     return task.result()
 
 
-async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event) -> None:
+async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | None, stop: asyncio.Event,
+                     status_file: Path | None = None) -> None:
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     _stdin_lines(asyncio.get_running_loop(), lines)
     guilds = Guilds(emulator.guilds)
@@ -176,6 +190,9 @@ async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | 
         line = line.strip()
         if not line:
             continue
+        if line == SCALE_COMMAND:
+            print(scale_line(status_file), flush=True)
+            continue
         answer = None if line.startswith(prefix) else guilds.command(line)
         if answer is not None:
             print(answer, flush=True)
@@ -199,3 +216,5 @@ async def run_prompt(emulator: DiscordEmulator, prefix: str, trace_file: Path | 
                 break
             print(waterfall if waterfall else "(trace not in the local file yet: python -m localdev.traces)",
                   flush=True)
+        if status_file is not None:
+            print(scale_line(status_file), flush=True)

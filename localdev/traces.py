@@ -31,6 +31,12 @@ SHOWN_ATTRIBUTES = (
     "http.response.status_code",
     "http.status_code",
     "app.error",
+    # scale.decision spans of the local scale controller
+    "app.scale.group",
+    "app.scale.queue_length",
+    "app.scale.instances.before",
+    "app.scale.instances.after",
+    "app.scale.reason",
 )
 Span = dict[str, Any]
 
@@ -114,6 +120,8 @@ def _notes(span: Span, depth: int) -> str:
     notes = []
     if depth == 0 and "app.command" in attrs:
         notes.append(f"app.command={_short(attrs['app.command'])}")
+    if str(span.get("name", "")).endswith(" process") and span.get("service.instance.id"):
+        notes.append(f"instance={_short(span['service.instance.id'])}")  # which instance ran it
     notes += [f"{k}={_short(attrs[k])}" for k in SHOWN_ATTRIBUTES if k in attrs]
     status = span.get("status") or {}
     if status.get("code") == "ERROR":

@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-Component = Literal["listener", "functions"]
-SERVICE_NAMES: Mapping[str, str] = {"listener": "discord-bot-listener", "functions": "discord-bot-functions"}
+Component = Literal["listener", "functions", "scale_controller"]
+SERVICE_NAMES: Mapping[str, str] = {
+    "listener": "discord-bot-listener",
+    "functions": "discord-bot-functions",
+    "scale_controller": "discord-bot-scale-controller",  # localdev's stand-in for the platform's
+}
 SHARD_FIELD = "discord.shard.id"  # the listener's gateway shard: travels as baggage, not as an envelope field
 TRACE_FIELDS: tuple[str, ...] = (
     "app.command",
@@ -59,7 +63,7 @@ def service_name(settings: Settings, component: Component) -> str:
     services being merged into one (e.g. ``mybot`` -> ``mybot-listener``, ``mybot-functions``)."""
     if not settings.service_name:
         return SERVICE_NAMES[component]
-    suffix = "-listener" if component == "listener" else "-functions"
+    suffix = SERVICE_NAMES[component].removeprefix("discord-bot")
     return settings.service_name if settings.service_name.endswith(suffix) else settings.service_name + suffix
 
 
@@ -96,7 +100,9 @@ def build_resource(settings: Settings, component: Component) -> Resource:
             **settings.azure_resource,
             "service.name": service_name(settings, component),
             "service.version": settings.service_version,
-            "service.instance.id": _instance_id,
+            # The platform's instance id (WEBSITE_INSTANCE_ID, also faas.instance) when there is
+            # one, so a span says which instance ran it; else one random id per process.
+            "service.instance.id": settings.azure_resource.get("faas.instance") or _instance_id,
             "deployment.environment": env,
             "deployment.environment.name": env,
         }

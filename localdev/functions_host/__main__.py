@@ -47,6 +47,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _names(raw: str) -> frozenset[str]:
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more function names, comma-separated")
+    return names
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m localdev.functions_host", description=__doc__)
     parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
@@ -56,6 +63,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     # host's messages reappear in seconds instead of a minute.
     parser.add_argument("--lease-seconds", type=_positive_int, default=int(LEASE.total_seconds()),
                         help="how long a received message stays invisible between renewals (default 60)")
+    parser.add_argument("--functions", type=_names, default=None, metavar="NAME[,NAME...]",
+                        help="run only these functions, as one instance of a per-function scaling group "
+                             "(default: all of them)")
     return parser.parse_args(argv)
 
 
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         host_config = load_host_config(args.host_json)
         host = FunctionsHost(
             load_app(args.app), settings, host_config,
-            drain_timeout=args.drain_timeout, lease=timedelta(seconds=args.lease_seconds),
+            drain_timeout=args.drain_timeout, lease=timedelta(seconds=args.lease_seconds), only=args.functions,
         )  # fmt: skip
     except SettingsError as exc:
         _log.error("cannot start: %s", exc)

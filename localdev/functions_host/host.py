@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -36,6 +37,16 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         _log.error("%s stopped unexpectedly", task.get_name(), exc_info=exc)
 
 
+def _select(functions: list[QueueFunction], only: Collection[str] | None) -> list[QueueFunction]:
+    if only is None:
+        return functions
+    unknown = sorted(set(only) - {f.name for f in functions})
+    if unknown:
+        known = ", ".join(f.name for f in functions)
+        raise SettingsError(f"--functions: no queue-triggered function {', '.join(unknown)} (the app has: {known})")
+    return [f for f in functions if f.name in only]
+
+
 class FunctionsHost:
     def __init__(
         self,
@@ -46,18 +57,20 @@ class FunctionsHost:
         drain_timeout: float = 10.0,
         max_threads: int | None = None,
         lease: timedelta = LEASE,
+        only: Collection[str] | None = None,
     ) -> None:
         """Index ``app`` now (``get_functions()`` can run only once per app). Raises SettingsError
         for a trigger whose connection is not ``AzureWebJobsStorage``.
 
         ``drain_timeout``: seconds to wait for in-flight invocations at stop. ``max_threads``: the
         pool for sync functions (default: Python's). ``lease``: how long a received message stays
-        invisible between renewals while its function runs."""
+        invisible between renewals while its function runs. ``only``: run just these functions
+        (one scale controller instance); a name the app does not have raises SettingsError."""
         self.settings = settings
         self.config = host_config
         self.drain_timeout = drain_timeout
         self.lease = lease
-        self.functions: list[QueueFunction] = queue_functions(app)
+        self.functions: list[QueueFunction] = _select(queue_functions(app), only)
         for f in self.functions:
             if f.connection != DEFAULT_CONNECTION:
                 raise SettingsError(

@@ -295,6 +295,22 @@ def test_unsupported_connection_is_a_clear_error(settings: Settings):
         FunctionsHost(app, settings, FAST)
 
 
+def test_functions_option_runs_only_the_named_functions(settings: Settings):
+    bp = func.Blueprint()
+    for name in ("alpha", "beta"):
+        trigger = bp.queue_trigger(arg_name="msg", queue_name=f"q-{name}", connection="AzureWebJobsStorage")
+        bp.function_name(name)(trigger(lambda msg: None))
+    app = func.FunctionApp()
+    app.register_functions(bp)
+    host = FunctionsHost(app, settings, FAST, only={"beta"})
+    assert [f.name for f in host.functions] == ["beta"]
+
+
+def test_functions_option_naming_an_unknown_function_is_a_clear_error(settings: Settings):
+    with pytest.raises(SettingsError, match=r"no queue-triggered function gamma \(the app has: fn\)"):
+        FunctionsHost(one_function_app("q-y", lambda msg: None), settings, FAST, only={"gamma"})
+
+
 async def test_idle_polls_are_counted_and_never_faster_than_the_minimum(
     azurite: Azurite, settings: Settings, queue_names: Iterator[str], caplog: pytest.LogCaptureFixture
 ):

@@ -40,6 +40,7 @@ def two_service_trace() -> list[dict[str, Any]]:
     # Deliberately out of order, as two processes appending to one file produce them.
     process = span("c" * 16, "b" * 16, "cmd-catfact process", F, 120, 400, **{"faas.coldstart": True})
     process["status"] = {"code": "ERROR", "description": "catfact API timed out"}
+    process["service.instance.id"] = "catfact-2-ab12"
     return [
         span("d" * 16, "c" * 16, "catfact", F, 150, 390, **{"app.command": "catfact"}),
         process,
@@ -62,6 +63,7 @@ def test_render_shows_tree_order_indentation_offsets_and_services() -> None:
     assert "0.0" in rows[0].split() and "120.0" in rows[2].split() and "280.0" in rows[2].split()
     assert "app.command=catfact" in rows[0]
     assert "faas.coldstart=true" in rows[2] and "ERROR catfact API timed out" in rows[2]
+    assert "instance=catfact-2-ab12" in rows[2] and "instance=" not in rows[3]
     assert "http.response.status_code=504" in rows[4]
     assert all("|" in r for r in rows)
 

@@ -78,6 +78,12 @@ def test_resource_names_each_component(tmp_path: Path) -> None:
     assert functions["deployment.environment"] == functions["deployment.environment.name"] == "prod"
     assert functions["cloud.provider"] == "azure" and functions["faas.name"] == "bot-func"
     assert functions["service.instance.id"]
+    assert telemetry.build_resource(settings, "scale_controller").attributes["service.name"] == (
+        "discord-bot-scale-controller")
+    # An instance the platform (or the local scale controller) names is that instance in every span.
+    named = make_settings(tmp_path, azure_resource={"faas.instance": "catfact-2-ab12"})
+    attributes = telemetry.build_resource(named, "functions").attributes
+    assert attributes["service.instance.id"] == attributes["faas.instance"] == "catfact-2-ab12"
     # OTEL_SERVICE_NAME names the bot; the two processes stay two services.
     settings = make_settings(tmp_path, service_name="my-bot")
     assert telemetry.build_resource(settings, "functions").attributes["service.name"] == "my-bot-functions"
