@@ -44,6 +44,7 @@ class TraceSummary:
     span_count: int
     services: tuple[str, ...]
     versions: Mapping[str, str] = field(default_factory=dict)  # service.name -> service.version
+    is_command: bool = True  # False for other traces in the file (the scale controller's scale.decision)
     fields: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -176,6 +177,7 @@ def summarise(trace_id: str, spans: Sequence[Span]) -> TraceSummary:
         services=tuple(sorted({str(s.get("service.name") or "?") for s in spans})),
         versions=versions,
         fields=fields,
+        is_command="app.command" in attrs,
     )
 
 

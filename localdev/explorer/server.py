@@ -124,7 +124,7 @@ def status(ex: Explorer, query: Mapping[str, str]) -> dict[str, Any]:
 
 def overview(ex: Explorer, query: Mapping[str, str]) -> dict[str, Any]:
     window, command = _window(query), _opt(query, "command")
-    every = ex.store.summaries()
+    every = [s for s in ex.store.summaries() if s.is_command]
     t0, t1 = agg.window_bounds(every, window, time.time_ns())
     in_window = [s for s in every if t0 <= s.start_ns < t1]
     shown = [s for s in in_window if command is None or s.command == command]
@@ -147,9 +147,9 @@ def traces(ex: Explorer, query: Mapping[str, str]) -> dict[str, Any]:
 
 def bubbleup(ex: Explorer, query: Mapping[str, str]) -> dict[str, Any]:
     """Selection = the filter (a heatmap region: from/to and min/max ms); baseline = the rest of
-    the window, limited to the same command when the heatmap shows one."""
+    the window's commands, limited to the same command when the heatmap shows one."""
     window, command = _window(query), _opt(query, "command")
-    every = ex.store.summaries()
+    every = [s for s in ex.store.summaries() if s.is_command]
     t0, t1 = agg.window_bounds(every, window, time.time_ns())
     scope = [s for s in every if t0 <= s.start_ns < t1 and s.duration_ms is not None
              and (command is None or s.command == command)]

@@ -53,7 +53,9 @@ async def test_empty_file_says_so(base: str, trace_file: Path) -> None:
 async def test_overview_traces_and_one_trace(base: str, trace_file: Path, tmp_path: Path) -> None:
     now = time.time_ns()
     slow = make_trace("catfact", now - 60 * 10**9, wait_ms=3000, coldstart=True, version="0.2.0")
-    write_spans(trace_file, make_trace("ping", now - 120 * 10**9) + slow)
+    decision = {**make_trace("ping", now - 100 * 10**9)[0], "name": "scale.decision", "attributes": {
+        "app.scale.group": "ping", "app.scale.reason": "queue has messages"}}  # not a command: listed only
+    write_spans(trace_file, [*make_trace("ping", now - 120 * 10**9), *slow, decision])
     marker = {"time_unix_nano": now - 90 * 10**9, "type": "deploy", "version": "0.2.0", "message": "CD", "url": None}
     (tmp_path / "markers.jsonl").write_text(json.dumps(marker) + "\n")
     await asyncio.sleep(1.2)  # followed, not read once
@@ -66,6 +68,7 @@ async def test_overview_traces_and_one_trace(base: str, trace_file: Path, tmp_pa
     only = await get(f"{base}/api/overview?window=15m&command=ping")
     assert sum(c["count"] for c in only["heatmap"]["cells"]) == 1 and len(only["commands"]) == 2
 
+    assert (await get(f"{base}/api/traces?command=scale.decision"))["total"] == 1
     listed = await get(f"{base}/api/traces?coldstart=true")
     assert [t["command"] for t in listed["traces"]] == ["catfact"]
     tid = listed["traces"][0]["trace_id"]
