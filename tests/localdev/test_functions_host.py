@@ -258,17 +258,21 @@ async def test_batch_size_bounds_concurrency(
     # A generous functionTimeout: on a loaded CI machine the blocked calls must not turn into timeouts.
     config = replace(with_queues(FAST, batch_size=2, new_batch_threshold=0), function_timeout=timedelta(seconds=60))
     app = one_function_app(name, async_handler if is_async else sync_handler)
-    async with running(app, settings, config) as host, queue(azurite, name) as q:
+    async with queue(azurite, name) as q:
+        # All five wait before the host's first poll: sent one by one to a polling host, the
+        # first batch could hold one message, and with newBatchThreshold 0 it would never take a second.
+        await q.create_queue()
         for i in range(5):
             await q.send_message(f"m{i}")
-        worker = host.workers["fn"]
-        await eventually(lambda: worker.in_flight == 2)
-        await asyncio.sleep(0.5)  # several polling intervals: a host ignoring batchSize would take more
-        assert worker.in_flight == 2
-        assert len(await q.peek_messages(max_messages=10)) == 3
-        release.set()
-        await eventually(lambda: len(calls.messages) == 5 and worker.in_flight == 0)
-        assert worker.max_in_flight <= 2
+        async with running(app, settings, config) as host:
+            worker = host.workers["fn"]
+            await eventually(lambda: worker.in_flight == 2)
+            await asyncio.sleep(0.5)  # several polling intervals: a host ignoring batchSize would take more
+            assert worker.in_flight == 2
+            assert len(await q.peek_messages(max_messages=10)) == 3
+            release.set()
+            await eventually(lambda: len(calls.messages) == 5 and worker.in_flight == 0)
+            assert worker.max_in_flight <= 2
     assert sorted(calls.bodies) == [f"m{i}".encode() for i in range(5)]
     assert all(calls.extra)  # async ran on the host's loop; sync ran on a pool thread
 

@@ -128,3 +128,16 @@ def test_marker_file_reads_ops_markers_lines_and_follows_changes(tmp_path: Path)
     path.unlink()
     assert markers.poll() is True and markers.markers == []
     assert MarkerFile(None).poll() is False
+
+
+def test_reads_what_ops_markers_local_writes(tmp_path: Path) -> None:
+    from ops import markers as ops_markers
+
+    path = tmp_path / "markers.jsonl"
+    args = ["--local", "--version", "2.0.1", "--url", "https://ci.example/run/7", "--local-file", str(path)]
+    assert ops_markers.main(args, environ={}) == 0
+    markers = MarkerFile(path)
+    assert markers.poll() is True and markers.skipped_lines == 0
+    (m,) = markers.markers
+    assert (m["type"], m["version"], m["url"]) == ("deploy", "2.0.1", "https://ci.example/run/7")
+    assert "2.0.1" in m["message"] and m["time_ns"] > 0

@@ -1,0 +1,1 @@
+"""Operations tools run from a pipeline or a laptop, not by either process (deployment markers, boards)."""
