@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localdev.azurite import Azurite, AzuriteError
+from localdev.explorer import start_child as start_explorer
 from localdev.scale_controller.policy import DEFAULT_IDLE_TIMEOUT_S
 from localdev.stack import Child, child_env, wait_for_line
 from shared.errors import SettingsError
@@ -56,8 +57,9 @@ def _start_listeners(env: dict[str, str], shards: int) -> list[Child]:
 
 def _trace_file(settings: Settings) -> Path | None:
     path = settings.local_trace_file or (None if settings.exporters_configured else DEFAULT_TRACE_FILE)
-    if path is not None and path.exists():
-        path.unlink()  # this run's traces only
+    if path is not None:  # this run's traces only (the explorer also reads a rotated <name>.1)
+        for stale in (path, path.with_name(path.name + ".1")):
+            stale.unlink(missing_ok=True)
     return path
 
 
@@ -113,6 +115,9 @@ async def run(args: argparse.Namespace) -> int:
             return 1
         for listener in [] if args.http_interactions else _start_listeners(env, args.shards):
             stack.callback(listener.stop)
+        if trace_file is not None:
+            explorer, explorer_url = start_explorer(trace_file, child_env(env), RUN_DIR / "explorer.log")
+            stack.callback(explorer.stop)
         stack.callback(print, "Stopping...", flush=True)  # last in, so printed first on the way out
 
         print(f"Azurite queues   {azurite.queue_endpoint}")
@@ -135,6 +140,8 @@ async def run(args: argparse.Namespace) -> int:
         print(f"Logs             {', '.join(map(str, logs))}")
         print(f"Traces           {trace_file or 'exported (OTLP / Azure Monitor)'}"
               + ("  (python -m localdev.traces)" if trace_file else ""), flush=True)
+        if trace_file is not None:
+            print(f"Trace explorer   {explorer_url}  (heatmap, P95 by command, waterfalls)", flush=True)
         if emulator is None:
             print("Set the application's Interactions Endpoint URL to a public tunnel to " + endpoint
                   if args.http_interactions else "Connected to Discord with DISCORD_TOKEN.",

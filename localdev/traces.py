@@ -41,14 +41,24 @@ SHOWN_ATTRIBUTES = (
 Span = dict[str, Any]
 
 
+def parse_line(line: str) -> Span | None:
+    """One span dict from one JSON line; None for a torn, malformed or foreign line."""
+    try:
+        span = json.loads(line)
+    except ValueError:
+        return None
+    if not (isinstance(span, dict) and isinstance(span.get("trace_id"), str) and isinstance(span.get("span_id"), str)):
+        return None
+    if not all(isinstance(span.get(k, 0), int | None) for k in ("start_ns", "end_ns")):
+        return None  # times are what every view sorts and scales by
+    return span
+
+
 def parse_lines(lines: Iterable[str]) -> Iterator[Span]:
     """Span dicts from JSON lines; a torn or foreign line is skipped."""
     for line in lines:
-        try:
-            span = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(span, dict) and span.get("trace_id") and span.get("span_id"):
+        span = parse_line(line)
+        if span is not None:
             yield span
 
 
@@ -77,7 +87,7 @@ def is_complete(spans: list[Span]) -> bool:
     return any(not s.get("parent_span_id") for s in spans)
 
 
-def _tree_order(spans: list[Span]) -> list[tuple[int, Span]]:
+def tree_order(spans: list[Span]) -> list[tuple[int, Span]]:
     """(depth, span) depth-first, children by start time; orphans at depth 0."""
     ids = {s["span_id"] for s in spans}
     children: dict[str | None, list[Span]] = {}
@@ -132,7 +142,7 @@ def render_trace(spans: list[Span]) -> str:
     start = trace_start(spans)
     end = max(int(s.get("end_ns") or s.get("start_ns") or 0) for s in spans)
     total = max(end - start, 1)
-    rows = _tree_order(spans)
+    rows = tree_order(spans)
     services = sorted({str(s.get("service.name") or "?") for s in spans})
     svc_width = max(len(s) for s in services)
     lines = [

@@ -45,6 +45,8 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
         "name": span.name,
         "kind": span.kind.name,
         "service.name": span.resource.attributes.get("service.name", ""),
+        # Resource fields the explorer groups by (deployment markers, which instance ran a command).
+        "service.version": span.resource.attributes.get("service.version"),
         "service.instance.id": span.resource.attributes.get("service.instance.id", ""),
         "start_ns": span.start_time,
         "end_ns": span.end_time,

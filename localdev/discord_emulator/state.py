@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from localdev.discord_emulator.gateway import Dispatch
 from localdev.discord_emulator.models import JSON, World
 from localdev.discord_emulator.snowflake import SnowflakeGenerator
+
+T = TypeVar("T")
 
 NONCE_WINDOW_S = 300.0  # Discord dedupes enforce_nonce creates for "a few minutes"
 INTERACTION_TOKEN_TTL_S = 15 * 60.0
@@ -144,10 +147,12 @@ class EmulatorState:
                 return entry
         return None
 
-    async def wait_for_bot_output(self, channel_id: str | None, after: str | None, timeout: float) -> JSON | None:
-        async def _wait() -> JSON:
+    async def _wait_for(self, find: Callable[[], T | None], timeout: float) -> T | None:
+        """The first non-None ``find()``, re-checked on every state change; None after ``timeout``."""
+
+        async def _wait() -> T:
             async with self._changed:
-                while (found := self.find_bot_output(channel_id, after)) is None:
+                while (found := find()) is None:
                     await self._changed.wait()
                 return found
 
@@ -155,6 +160,9 @@ class EmulatorState:
             return await asyncio.wait_for(_wait(), timeout)
         except TimeoutError:
             return None
+
+    async def wait_for_bot_output(self, channel_id: str | None, after: str | None, timeout: float) -> JSON | None:
+        return await self._wait_for(lambda: self.find_bot_output(channel_id, after), timeout)
 
     async def add_typing(self, channel_id: str) -> TypingEvent:
         event = TypingEvent(channel_id, time.monotonic())
@@ -169,16 +177,7 @@ class EmulatorState:
         def find() -> TypingEvent | None:
             return next((e for e in self.typing if e.at >= since and channel_id in (None, e.channel_id)), None)
 
-        async def _wait() -> TypingEvent:
-            async with self._changed:
-                while (found := find()) is None:
-                    await self._changed.wait()
-                return found
-
-        try:
-            return await asyncio.wait_for(_wait(), timeout)
-        except TimeoutError:
-            return None
+        return await self._wait_for(find, timeout)
 
     # -- interactions ------------------------------------------------------------------------
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,9 +37,11 @@ def _descendants_of(pid: int) -> list[int]:
 
 
 def _run_prompt(tmp_path: Path, args: list[str], lines: list[str], done: str, count: int = 1,
+                while_running: Callable[[list[str]], None] | None = None,
                 extra_env: dict[str, str] | None = None) -> tuple[str, list[int], int]:
     """Run ``python -m localdev``, type ``lines`` at the prompt, wait for ``done`` to be printed
-    ``count`` times, then SIGTERM it. Returns (all output, the processes it had, its exit code)."""
+    ``count`` times, call ``while_running(output so far)``, then SIGTERM it.
+    Returns (all output, the processes it had, its exit code)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OTEL_", "HONEYCOMB_"))}
     env["LOCAL_TRACE_FILE"] = str(tmp_path / "traces.jsonl")
     env.update(extra_env or {})
@@ -57,12 +62,29 @@ def _run_prompt(tmp_path: Path, args: list[str], lines: list[str], done: str, co
         else:
             raise AssertionError("".join(output))
         children = _descendants_of(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=30)
+        try:
+            if while_running is not None:
+                while_running(output)
+        finally:  # stopped in order even when the check fails: nothing left running
+            proc.send_signal(signal.SIGTERM)
+            rest, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     return "".join(output) + rest, children, proc.returncode
+
+
+def _explorer_shows_the_ping(output: list[str]) -> None:
+    """The explorer whose URL localdev printed has the command just typed, cold start included."""
+    explorer = next(line.split()[2] for line in output if line.startswith("Trace explorer"))
+    for _ in range(50):  # the explorer follows the file every half second
+        with urllib.request.urlopen(explorer + "api/overview?window=15m", timeout=10) as res:
+            overview = json.load(res)
+        if overview["commands"] and overview["commands"][0]["cold_starts"]:
+            break
+        time.sleep(0.2)
+    assert [row["command"] for row in overview["commands"]] == ["ping"]
+    assert overview["commands"][0]["cold_starts"] == 1 and overview["commands"][0]["p95"] > 0
 
 
 def _left_running(children: list[int]) -> list[int]:
@@ -72,7 +94,7 @@ def _left_running(children: list[int]) -> list[int]:
 
 def test_prompt_answers_ping_with_a_cold_start_waterfall_and_cleans_up(tmp_path: Path) -> None:
     # The instance line is printed after the reply's waterfall.
-    text, children, code = _run_prompt(tmp_path, [], ["!ping"], "instances:")
+    text, children, code = _run_prompt(tmp_path, [], ["!ping"], "instances:", while_running=_explorer_shows_the_ping)
     assert len(children) >= 4, "localdev should have started Azurite, the listener, the scale controller " \
                                "and a ping instance"
     assert "bot> pong" in text
