@@ -6,13 +6,14 @@ One queue-triggered function per registry row, each running the plain ``handle``
 (Flex Consumption per-function scaling). Functions that are not commands join through
 :data:`EXTRA_BLUEPRINTS`. Importing this module loads settings, sets up telemetry and
 builds the clients once: that work is the cold start, measured as the ``cold_start`` span.
+Microsoft's worker library (``azure_functions_runtime``) imports this module and indexes ``app``.
 """
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from function_runtime import interactions, runtime
+from function_runtime import INDEXING_BEGAN_NS, interactions, runtime, startup
 from function_runtime.triggers import command_blueprint, lazy_handler
 from shared.registry import COMMANDS
 
@@ -28,3 +29,4 @@ for spec in COMMANDS.values():
     app.register_functions(command_blueprint(spec, lazy_handler(spec)))  # each module imported when first run
 for blueprint in EXTRA_BLUEPRINTS:
     app.register_functions(blueprint)
+startup.MARKS.indexed(INDEXING_BEGAN_NS)  # the cold_start span's ``indexing`` phase ends here

@@ -1,10 +1,20 @@
-"""Start-up of a function app process, and how long each part of it took.
+"""Start-up of a function app instance, and how long each part of it took.
 
-The Functions worker imports function_app.py when an instance starts; that import runs
-:func:`startup` (settings, then telemetry) and builds the runtime. Each phase is timed
-here into :data:`MARKS`, so the first invocation can draw a ``cold_start`` span with
-``import`` (process start to now), ``telemetry_setup`` and ``runtime_setup`` children,
-covering exactly the start-up work its message waited for.
+An instance starts as a Functions host process that starts the language worker process; the
+worker (``azure_functions_runtime``) then indexes the app, importing function_app.py, which runs
+:func:`startup` (settings, then telemetry) and builds the runtime. Each phase is timed here into
+:data:`MARKS`, so the first invocation can draw a ``cold_start`` span covering exactly the
+start-up work its message waited for::
+
+    cold_start
+      host_start        the host process's start until it started this worker process
+      worker_start      this process's start until the worker began indexing the app
+      indexing          importing function_app.py and registering its functions
+        telemetry_setup
+        runtime_setup
+
+Phases before the message was enqueued are clipped away (a host that was already running
+when the message arrived cost it nothing).
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
+from function_runtime import INDEXING_BEGAN_NS
 from shared import telemetry
 from shared.settings import Settings, load_settings
 
@@ -25,15 +36,17 @@ _IMPORTED_NS = time.time_ns()
 _tracer = trace.get_tracer(__name__)
 
 
-def process_start_ns() -> int:
-    """When the OS started this process, in epoch ns (else when this module was imported).
+def process_start_ns(pid: int | str = "self") -> int:
+    """When the OS started process ``pid`` (this one by default), in epoch ns (else, for this
+    process, when this module was imported; for another one, 0).
 
-    /proc/self/stat gives the start in clock ticks since boot. Boot time is taken as
+    /proc/<pid>/stat gives the start in clock ticks since boot. Boot time is taken as
     ``now - /proc/uptime`` (10 ms resolution) rather than /proc/stat's ``btime`` (whole
     seconds), which would smear a cold start by up to a second.
     """
+    fallback = _IMPORTED_NS if pid == "self" else 0
     try:
-        with open("/proc/self/stat", "rb") as f:
+        with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
         with open("/proc/uptime", "rb") as f:
             uptime_s = float(f.read().split()[0])
@@ -41,8 +54,8 @@ def process_start_ns() -> int:
         ticks = int(stat.rsplit(b")", 1)[1].split()[19])  # field 22; comm may contain spaces
         started = now - int((uptime_s - ticks / os.sysconf("SC_CLK_TCK")) * 1e9)
     except (OSError, ValueError, IndexError):
-        return _IMPORTED_NS
-    return min(started, _IMPORTED_NS)
+        return fallback
+    return min(started, _IMPORTED_NS) if pid == "self" else started
 
 
 @dataclass
@@ -68,6 +81,10 @@ class StartupMarks:
             self.first_invocation_done = True
             return first
 
+    def indexed(self, began_ns: int) -> None:
+        """Record the ``indexing`` phase: from ``began_ns`` (the worker began importing the app) to now."""
+        self.phases["indexing"] = (began_ns, time.time_ns())
+
     def paid_by(self, enqueued_ns: int) -> list[tuple[str, int, int]]:
         """The start-up phases (clipped) that happened after the message was enqueued."""
         out = []
@@ -80,15 +97,22 @@ class StartupMarks:
 
 def record_cold_start(marks: StartupMarks, since_ns: int) -> None:
     """A ``cold_start`` span (child of the current span) for the start-up the current work waited
-    for: each phase clipped to ``since_ns`` (when the message was enqueued / the request sent)."""
+    for: each phase clipped to ``since_ns`` (when the message was enqueued / the request sent), a
+    phase that lies within another drawn as its child."""
     phases = marks.paid_by(since_ns)
     if not phases:
         return
     start, end = phases[0][1], max(p[2] for p in phases)
     with _tracer.start_as_current_span("cold_start", start_time=start, end_on_exit=False) as span:
         span.set_attribute("app.cold_start.process_start_ns", marks.process_start_ns)
+        open_spans: list[tuple[trace.Span, int]] = []  # (span, its end) of the enclosing phases
         for name, p_start, p_end in phases:
-            _tracer.start_span(name, start_time=p_start).end(end_time=p_end)
+            while open_spans and p_start >= open_spans[-1][1]:
+                open_spans.pop()
+            parent = trace.set_span_in_context(open_spans[-1][0] if open_spans else span)
+            child = _tracer.start_span(name, context=parent, start_time=p_start)
+            child.end(end_time=p_end)
+            open_spans.append((child, p_end))
     span.end(end_time=end)
 
 
@@ -98,9 +122,13 @@ _settings: Settings | None = None
 _lock = threading.Lock()
 
 
-def run_startup(settings: Settings, marks: StartupMarks, imported_ns: int) -> None:
-    """Record the import phase (process start until ``imported_ns``) and set up telemetry, timed."""
-    marks.phases["import"] = (marks.process_start_ns, imported_ns)
+def run_startup(settings: Settings, marks: StartupMarks, indexing_began_ns: int) -> None:
+    """Record how the instance got here (``host_start``: the parent process's start until this
+    process started; ``worker_start``: until ``indexing_began_ns``) and set up telemetry, timed."""
+    parent_start = process_start_ns(os.getppid())
+    if 0 < parent_start < marks.process_start_ns:
+        marks.phases["host_start"] = (parent_start, marks.process_start_ns)
+    marks.phases["worker_start"] = (marks.process_start_ns, max(indexing_began_ns, marks.process_start_ns))
     with marks.phase("telemetry_setup"):
         telemetry.setup_telemetry(settings, "functions")
 
@@ -110,8 +138,7 @@ def startup(settings: Settings | None = None) -> Settings:
     global _settings
     with _lock:
         if _settings is None:
-            imported_ns = time.time_ns()
             loaded = settings or load_settings()
-            run_startup(loaded, MARKS, imported_ns)
+            run_startup(loaded, MARKS, INDEXING_BEGAN_NS)
             _settings = loaded
         return _settings

@@ -187,7 +187,9 @@ def _controller_args(args: argparse.Namespace) -> list[str]:
     if args.single_host:
         out.append("--single-host")
     ready = ["*=1"] if args.always_on else []
-    if not args.http_interactions and not args.single_host:
+    if args.http_interactions and not args.single_host:
+        ready.append("http=1")  # the controller cannot see HTTP load: the ingress keeps its instance
+    elif args.always_on and not args.single_host:
         ready.append("http=0")  # with the gateway, nothing calls the interactions endpoint
     if ready:
         out += ["--always-ready", ",".join(ready)]

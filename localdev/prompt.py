@@ -159,7 +159,7 @@ async def _waterfall(trace_file: Path, source_id: str) -> str | None:
     return None
 
 
-async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T:
+async def _unless_stopped[T](work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T:
     """``await work``, but give up (CancelledError) as soon as ``stop`` is set."""
     task = asyncio.ensure_future(work)
     stopper = asyncio.ensure_future(stop.wait())

@@ -46,7 +46,7 @@ class Sender(TypedDict, total=False):
     roles: Sequence[str]
 
 
-def _started(part: T | None) -> T:
+def _started[T](part: T | None) -> T:
     if part is None:
         raise RuntimeError("emulator not started")
     return part

@@ -9,35 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
-import os
 import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
 
-import azure.functions as func
-
 from localdev.functions_host.host import FunctionsHost
 from localdev.functions_host.hostconfig import load_host_config
 from localdev.functions_host.queue_worker import LEASE
+from localdev.functions_host.worker_channel import AppLocation
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, load_settings
 
 _log = logging.getLogger("localdev.functions_host")
-
-
-def load_app(spec: str) -> func.FunctionApp:
-    """Import ``module:attribute`` (default ``function_app:app``) from the project root."""
-    module_name, _, attr = spec.partition(":")
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    module = importlib.import_module(module_name)
-    app = getattr(module, attr or "app", None)
-    if not isinstance(app, func.FunctionApp):
-        raise SettingsError(f"{spec}: expected a func.FunctionApp, got {type(app).__name__}")
-    return app
 
 
 def _positive_int(raw: str) -> int:
@@ -56,7 +41,8 @@ def _names(raw: str) -> frozenset[str]:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m localdev.functions_host", description=__doc__)
-    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument("--app", default="function_app:app",
+                        help="module[:attribute] of the app the worker indexes (default function_app:app)")
     parser.add_argument("--host-json", type=Path, default=PROJECT_ROOT / "host.json")
     parser.add_argument("--drain-timeout", type=float, default=10.0, help="seconds to wait for in-flight work")
     # Not in host.json: the real host's lease is fixed. Tests shorten it to see a crashed
@@ -85,27 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         host_config = load_host_config(args.host_json)
         host = FunctionsHost(
-            load_app(args.app), settings, host_config,
+            AppLocation.of(args.app), settings, host_config,
             drain_timeout=args.drain_timeout, lease=timedelta(seconds=args.lease_seconds), only=args.functions,
         )  # fmt: skip
     except SettingsError as exc:
         _log.error("cannot start: %s", exc)
-        return 2
-    except ImportError as exc:
-        # A missing app module is one line; an import failing inside the app needs its traceback.
-        missing_app = isinstance(exc, ModuleNotFoundError) and exc.name == args.app.partition(":")[0]
-        _log.error("cannot import %s: %s", args.app, exc, exc_info=not missing_app)
         return 2
     try:
         asyncio.run(_serve(host))
     except SettingsError as exc:  # found while starting, e.g. FUNCTIONS_HTTP_PORT already in use
         _log.error("cannot start: %s", exc)
         return 2
-    if host.abandoned_threads:
-        # A sync function still running would block interpreter exit (pool threads are joined).
-        _log.warning("exiting with %d function thread(s) still running", host.abandoned_threads)
-        logging.shutdown()
-        os._exit(0)
     return 0
 
 

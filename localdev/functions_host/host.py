@@ -1,19 +1,22 @@
-"""FunctionsHost: runs a FunctionApp's queue triggers against real storage.
+"""FunctionsHost: runs a function app's queue and HTTP triggers against real storage.
 
-    host = FunctionsHost(app, settings, load_host_config(PROJECT_ROOT / "host.json"))
+    host = FunctionsHost(AppLocation.of("function_app"), settings, load_host_config(PROJECT_ROOT / "host.json"))
     await host.run(stop_event)           # or: await host.start(); ...; await host.stop()
+
+The app runs in a language worker process (``localdev.functions_worker``, Microsoft's
+``azure_functions_runtime`` inside) that the host starts and talks to over the Functions worker
+protocol (:mod:`localdev.functions_host.worker_channel`); this process never imports the app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 
-import azure.functions as func
 from azure.core.exceptions import AzureError
 from azure.storage.queue.aio import QueueServiceClient
 
@@ -22,10 +25,11 @@ from localdev.functions_host.http_server import HttpFunction, HttpServer, http_f
 from localdev.functions_host.invoke import Invoker
 from localdev.functions_host.queue_worker import LEASE, QueueWorker
 from localdev.functions_host.triggers import DEFAULT_CONNECTION, QueueFunction, queue_functions
+from localdev.functions_host.worker_channel import AppLocation, WorkerChannel, WorkerError
 from shared.errors import SettingsError
 from shared.queues import async_service_client
 from shared.registry import poison_queue_name
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import Settings
 
 _log = logging.getLogger(__name__)
 
@@ -52,38 +56,28 @@ def _selected(names: list[str], only: Collection[str] | None) -> set[str]:
 class FunctionsHost:
     def __init__(
         self,
-        app: func.FunctionApp,
+        app: AppLocation,
         settings: Settings,
         host_config: HostConfig,
         *,
         drain_timeout: float = 10.0,
-        max_threads: int | None = None,
         lease: timedelta = LEASE,
         only: Collection[str] | None = None,
+        worker_env: Mapping[str, str] | None = None,
     ) -> None:
-        """Index ``app`` now (``get_functions()`` can run only once per app). Raises SettingsError
-        for a trigger whose connection is not ``AzureWebJobsStorage``.
-
-        ``drain_timeout``: seconds to wait for in-flight invocations at stop. ``max_threads``: the
-        pool for sync functions (default: Python's). ``lease``: how long a received message stays
-        invisible between renewals while its function runs. ``only``: run just these functions
-        (one scale controller instance); a name the app does not have raises SettingsError."""
+        """``drain_timeout``: seconds to wait for in-flight invocations at stop. ``lease``: how long a
+        received message stays invisible between renewals while its function runs. ``only``: run
+        just these functions (one scale controller instance). ``worker_env``: the worker's
+        environment, the app settings (default: this process's)."""
+        self.app = app
         self.settings = settings
         self.config = host_config
         self.drain_timeout = drain_timeout
         self.lease = lease
-        indexed = app.get_functions()
-        queued, served = queue_functions(indexed), http_functions(indexed)
-        names = _selected([f.name for f in queued] + [f.name for f in served], only)
-        self.functions: list[QueueFunction] = [f for f in queued if f.name in names]
-        self.http_functions: list[HttpFunction] = [f for f in served if f.name in names]
-        for f in self.functions:
-            if f.connection != DEFAULT_CONNECTION:
-                raise SettingsError(
-                    f"function {f.name}: connection {f.connection!r} is not supported locally; "
-                    f"use {DEFAULT_CONNECTION!r}"
-                )
-        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="function")
+        self.only = only
+        self.channel = WorkerChannel(app, dict(os.environ if worker_env is None else worker_env))
+        self.functions: list[QueueFunction] = []
+        self.http_functions: list[HttpFunction] = []
         self._client: QueueServiceClient | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -92,30 +86,46 @@ class FunctionsHost:
         self.ready = asyncio.Event()
         self._started_at: float | None = None
 
-    @property
-    def abandoned_threads(self) -> int:
-        """Sync invocations still running in a thread (timed out, or cut off at shutdown)."""
-        http = self.http.running_threads if self.http is not None else 0
-        return http + sum(w.invoker.running_threads for w in self.workers.values())
+    async def _index(self) -> None:
+        """Start the worker, read its function metadata, select and load this host's functions.
+        Raises SettingsError for an app that does not index, an unknown ``only`` name or a trigger
+        whose connection is not ``AzureWebJobsStorage``."""
+        try:
+            indexed = await self.channel.start()
+        except WorkerError as exc:
+            raise SettingsError(f"the worker could not index {self.app.script_file}: {exc}") from None
+        queued, served = queue_functions(indexed), http_functions(indexed)
+        names = _selected([f.name for f in queued] + [f.name for f in served], self.only)
+        self.functions = [f for f in queued if f.name in names]
+        self.http_functions = [f for f in served if f.name in names]
+        for f in self.functions:
+            if f.connection != DEFAULT_CONNECTION:
+                raise SettingsError(
+                    f"function {f.name}: connection {f.connection!r} is not supported locally; "
+                    f"use {DEFAULT_CONNECTION!r}"
+                )
+        for indexed in [f.indexed for f in self.functions] + [f.indexed for f in self.http_functions]:
+            await self.channel.load(indexed)
 
     async def start(self) -> None:
-        """Create missing trigger queues and start polling. Storage being down is not fatal:
-        the workers keep retrying. A taken FUNCTIONS_HTTP_PORT is (SettingsError)."""
+        """Start the worker, index, create missing trigger queues and start polling. Storage being
+        down is not fatal: the workers keep retrying. A taken FUNCTIONS_HTTP_PORT is (SettingsError)."""
+        await self._index()
+        timeout = self.config.function_timeout
         if self.http_functions:
             self.http = HttpServer(
-                [(f, Invoker(f, self._executor, self.config.function_timeout, str(PROJECT_ROOT)))
-                 for f in self.http_functions],
+                [(f, Invoker(self.channel, f.indexed, f.arg_name, timeout)) for f in self.http_functions],
                 self.settings.functions_http_port, route_prefix=self.config.http_route_prefix)
             await self.http.start()
         client = self._client = async_service_client(self.settings.storage)
         for f in self.functions:
-            # No encode/decode policy: the worker sees the raw text (to apply messageEncoding
+            # No encode/decode policy: the host sees the raw text (to apply messageEncoding
             # itself and to forward undecodable messages to the poison queue unchanged).
             queue = client.get_queue_client(f.queue_name, message_encode_policy=None, message_decode_policy=None)
             poison = client.get_queue_client(
                 poison_queue_name(f.queue_name), message_encode_policy=None, message_decode_policy=None
             )
-            invoker = Invoker(f, self._executor, self.config.function_timeout, str(PROJECT_ROOT))
+            invoker = Invoker(self.channel, f.indexed, f.arg_name, timeout)
             self.workers[f.name] = QueueWorker(invoker, queue, poison, self.config.queues, lease=self.lease)
         # All at once, bounded: storage that is slow or down must not hold start-up (or SIGTERM) for long.
         results = await asyncio.gather(
@@ -134,7 +144,8 @@ class FunctionsHost:
             task.add_done_callback(_log_crash)
         self._started_at = time.monotonic()
         names = ", ".join([f.name for f in self.functions] + [f.name for f in self.http_functions])
-        _log.info("%s %d functions (%s)", READY_PREFIX, len(self.functions) + len(self.http_functions), names)
+        _log.info("%s %d functions (%s; worker pid %s)", READY_PREFIX,
+                  len(self.functions) + len(self.http_functions), names, self.channel.pid)
         for line in self.http.urls() if self.http is not None else []:
             _log.info("  %s", line)
         self.ready.set()
@@ -150,7 +161,7 @@ class FunctionsHost:
         if self._client is not None:
             await self._client.close()
             self._client = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        await self.channel.stop()
         if self._started_at is not None:
             polls = sum(w.polls for w in self.workers.values())
             _log.info("%s %d queue polls in %.1f s (%d queues)", POLLS_PREFIX, polls,

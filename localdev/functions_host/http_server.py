@@ -1,10 +1,11 @@
 """HTTP triggers for the local Functions host, served as Core Tools serves them.
 
 Each HTTP-triggered function of the app answers at ``http://127.0.0.1:<FUNCTIONS_HTTP_PORT>/api/<route>``
-(port 7071 by default, host.json ``extensions.http.routePrefix`` honoured). The function
-receives the same ``func.HttpRequest`` the Python worker builds (method, url, headers,
-query params, route params, raw body) and returns a ``func.HttpResponse`` (or a str, as
-the worker allows). Like Core Tools, the local host does not check function keys: every
+(port 7071 by default, host.json ``extensions.http.routePrefix`` honoured). The request goes to the
+worker as an ``RpcHttp`` (method, url, headers, query, route params, raw body), as the real host
+sends it; the worker library builds the ``func.HttpRequest`` and turns the function's
+``func.HttpResponse`` into the ``RpcHttp`` answer (status, headers with ``Content-Type``, body),
+which is served as it is. Like Core Tools, the local host does not check function keys: every
 auth level is served as anonymous. A function that raises answers 500, as the real host does.
 
 A host that runs no HTTP-triggered function opens no port.
@@ -13,54 +14,50 @@ A host that runs no HTTP-triggered function opens no port.
 from __future__ import annotations
 
 import errno
-import inspect
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import azure.functions as func
 from aiohttp import web
 
 from localdev.functions_host.invoke import Invoker
+from localdev.functions_host.worker_channel import IndexedFunction
+from localdev.functions_rpc import protos
 from shared.errors import SettingsError
 
 _log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default request size limit
 _ROUTE_PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^{}?]*)?(\??)\}")
+_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
 @dataclass(frozen=True)
 class HttpFunction:
-    name: str
+    indexed: IndexedFunction
     route: str  # the route template without the prefix, e.g. "interactions" or "items/{id}"
     methods: frozenset[str]  # empty: every method
-    arg_name: str  # the parameter that receives the HttpRequest
-    func: Callable[..., Any]
-    is_async: bool
-    wants_context: bool
+    arg_name: str  # the binding that receives the HttpRequest
+
+    @property
+    def name(self) -> str:
+        return self.indexed.name
 
 
-def http_functions(functions: Sequence[Any]) -> list[HttpFunction]:
-    """The HTTP-triggered functions among ``app.get_functions()``'s result."""
+def http_functions(functions: Sequence[IndexedFunction]) -> list[HttpFunction]:
+    """The HTTP-triggered functions among the indexed ones."""
     found = []
     for function in functions:
-        trigger = function.get_trigger()
-        if trigger is None or trigger.get_binding_name() != "httpTrigger":
+        trigger = function.trigger
+        if trigger.get("type") != "httpTrigger":
             continue
-        name = function.get_function_name() or "?"
-        user_func = function.get_user_function()
-        methods = getattr(trigger, "methods", None) or []
         found.append(HttpFunction(
-            name=name,
-            route=str(getattr(trigger, "route", None) or name).strip("/"),
-            methods=frozenset(str(getattr(m, "value", m)).upper() for m in methods),
-            arg_name=trigger.name,
-            func=user_func,
-            is_async=inspect.iscoroutinefunction(user_func),
-            wants_context="context" in inspect.signature(user_func).parameters and trigger.name != "context",
+            indexed=function,
+            route=str(trigger.get("route") or function.name).strip("/"),
+            methods=frozenset(str(m).upper() for m in trigger.get("methods") or []),
+            arg_name=str(trigger.get("name", "")),
         ))
     return found
 
@@ -77,26 +74,40 @@ def aiohttp_path(prefix: str, route: str) -> str:
     return "/" + "/".join(p for p in (prefix.strip("/"), path) if p)
 
 
-def to_request(request: web.Request, body: bytes) -> func.HttpRequest:
-    return func.HttpRequest(
+def to_request(request: web.Request, body: bytes) -> Any:
+    """The ``TypedData`` holding the ``RpcHttp`` request the worker receives."""
+    p = protos()
+    return p.TypedData(http=p.RpcHttp(
         method=request.method,
         url=str(request.url),
-        headers=dict(request.headers),
-        params=dict(request.query),
-        route_params=dict(request.match_info),
-        body=body,
-    )
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=p.TypedData(bytes=body),
+        params=dict(request.match_info),
+        query=dict(request.query),
+    ))
 
 
-def to_response(result: object) -> web.Response:
-    if isinstance(result, func.HttpResponse):
-        headers = {k: v for k, v in result.headers.items() if k.lower() != "content-length"}
-        return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
-    if isinstance(result, str | bytes):
-        return web.Response(status=200, body=result if isinstance(result, bytes) else result.encode("utf-8"))
-    if result is None:
+def _body(data: Any) -> bytes:
+    kind = data.WhichOneof("data") if data is not None else None
+    if kind in ("bytes", "stream"):
+        return bytes(getattr(data, kind))
+    if kind in ("string", "json"):
+        return str(getattr(data, kind)).encode("utf-8")
+    if kind in ("int", "double"):
+        return str(getattr(data, kind)).encode("utf-8")
+    return b""
+
+
+def to_response(result: Any) -> web.Response:
+    """The worker's return value (``TypedData``) as the HTTP answer."""
+    kind = result.WhichOneof("data") if result is not None else None
+    if kind is None:
         return web.Response(status=204)
-    raise TypeError(f"an HTTP function returned {type(result).__name__}, expected func.HttpResponse")
+    if kind != "http":  # a str/bytes return value: the real host answers 200 with it
+        return web.Response(status=200, body=_body(result))
+    http = result.http
+    headers = {k: v for k, v in http.headers.items() if k.lower() not in _HOP_BY_HOP}
+    return web.Response(status=int(http.status_code or 200), body=_body(http.body), headers=headers)
 
 
 class HttpServer:
@@ -109,10 +120,6 @@ class HttpServer:
         self.host = host
         self.route_prefix = route_prefix
         self._runner: web.AppRunner | None = None
-
-    @property
-    def running_threads(self) -> int:
-        return sum(invoker.running_threads for _, invoker in self._invokers)
 
     def urls(self) -> list[str]:
         """Core Tools' start-up listing: ``name: [POST] http://127.0.0.1:7071/api/route``."""
@@ -155,7 +162,7 @@ class HttpServer:
         async def handle(request: web.Request) -> web.Response:
             body = await request.read()
             try:
-                result = await invoker(to_request(request, body))
+                result = await invoker(to_request(request, body), traceparent=request.headers.get("traceparent", ""))
                 return to_response(result)
             except Exception:
                 _log.exception("function %s failed (HTTP 500)", fn.name)

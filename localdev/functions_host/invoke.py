@@ -1,42 +1,26 @@
-"""One invocation: decode the body, build the trigger argument, call the user function.
+"""One invocation as the host sends it: trigger data in, the worker's answer out.
 
-Sync functions run on the host's thread pool and async ones on the event loop, as the
-Python worker does. A function that outlives ``functionTimeout`` raises TimeoutError; a
-sync one cannot be stopped, so its thread is left to finish on its own (the real host
-would recycle the worker process).
+The host builds only what the real host puts on the wire: the trigger's ``TypedData`` (a queue
+message's text, an ``RpcHttp`` request), its trigger metadata and a trace context. The worker
+library turns those into ``func.QueueMessage`` / ``func.HttpRequest`` and the function's return
+value back into ``TypedData``. A function that outlives ``functionTimeout`` raises TimeoutError
+(the real host would then restart the worker process).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import functools
-import uuid
-from collections.abc import Callable
-from concurrent.futures import Executor
-from datetime import timedelta
-from typing import Any, Protocol
+import json
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
-from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.storage.queue import QueueMessage as StorageQueueMessage
 
-from localdev.functions_host.context import LocalContext
-
-
-class Invocable(Protocol):
-    """What the invoker needs of a function (queue- or HTTP-triggered)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def arg_name(self) -> str: ...
-    @property
-    def func(self) -> Callable[..., Any]: ...
-    @property
-    def is_async(self) -> bool: ...
-    @property
-    def wants_context(self) -> bool: ...
+from localdev.functions_host.worker_channel import IndexedFunction, WorkerChannel
+from localdev.functions_rpc import protos
 
 
 class BodyDecodeError(ValueError):
@@ -55,60 +39,55 @@ def decode_body(content: object, encoding: str) -> bytes:
         raise BodyDecodeError(f"body is not valid base64 ({exc}); host.json says messageEncoding=base64") from None
 
 
-def trigger_message(msg: StorageQueueMessage, body: bytes) -> FuncQueueMessage:
-    """The ``func.QueueMessage`` the real worker builds from the trigger metadata."""
-    return FuncQueueMessage(
-        id=msg.id,
-        body=body,
-        dequeue_count=msg.dequeue_count,
-        insertion_time=msg.inserted_on,
-        expiration_time=msg.expires_on,
-        time_next_visible=msg.next_visible_on,
-        pop_receipt=msg.pop_receipt,
-    )
+def payload(body: bytes) -> Any:
+    """A message body as the host sends it: text when it is UTF-8, else bytes."""
+    p = protos()
+    try:
+        return p.TypedData(string=body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return p.TypedData(bytes=body)
+
+
+def _json(value: object) -> Any:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return protos().TypedData(json=json.dumps(value))
+
+
+def queue_trigger_metadata(msg: StorageQueueMessage) -> dict[str, Any]:
+    """The queue trigger's metadata, under the names the real host uses (``QueueTrigger`` aside)."""
+    fields = {"Id": msg.id, "DequeueCount": msg.dequeue_count, "InsertionTime": msg.inserted_on,
+              "ExpirationTime": msg.expires_on, "NextVisibleTime": msg.next_visible_on,
+              "PopReceipt": msg.pop_receipt}
+    return {k: _json(v) for k, v in fields.items() if v is not None}
+
+
+def host_trace_context(function_name: str, traceparent: str = "") -> Any:
+    """The host's own activity for an invocation: a child of ``traceparent`` (an HTTP request's
+    header) when there is one, else a new trace, as the real host's Activity."""
+    parts = traceparent.split("-")
+    trace_id = parts[1] if len(parts) == 4 and len(parts[1]) == 32 else secrets.token_hex(16)
+    flags = parts[3] if len(parts) == 4 else "00"
+    return protos().RpcTraceContext(trace_parent=f"00-{trace_id}-{secrets.token_hex(8)}-{flags}",
+                                    attributes={"OperationName": function_name})
 
 
 class Invoker:
-    """Calls one function; owns nothing but a reference to the host's thread pool."""
+    """Invokes one function through the worker channel."""
 
-    def __init__(
-        self,
-        function: Invocable,
-        executor: Executor,
-        timeout: timedelta | None,
-        function_directory: str = "",
-    ) -> None:
+    def __init__(self, channel: WorkerChannel, function: IndexedFunction, arg_name: str,
+                 timeout: timedelta | None) -> None:
+        self.channel = channel
         self.function = function
-        self._executor = executor
+        self.name = function.name
+        self._arg_name = arg_name
         self._timeout = timeout.total_seconds() if timeout is not None else None
-        self._directory = function_directory
-        self._threads: set[asyncio.Future[Any]] = set()
 
-    def _kwargs(self, message: object) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {self.function.arg_name: message}
-        if self.function.wants_context:
-            kwargs["context"] = LocalContext(str(uuid.uuid4()), self.function.name, self._directory)
-        return kwargs
-
-    @property
-    def running_threads(self) -> int:
-        """Sync invocations whose thread has not returned yet (timed-out ones included)."""
-        return len(self._threads)
-
-    def _thread_done(self, future: asyncio.Future[Any]) -> None:
-        self._threads.discard(future)
-        if not future.cancelled():
-            future.exception()  # retrieved: a timed-out thread's late error is not "never retrieved"
-
-    async def __call__(self, message: object) -> Any:
-        """The function's result (an HTTP response; None for queue triggers). Raises what the
-        function raised, TimeoutError past functionTimeout."""
-        kwargs = self._kwargs(message)
-        if self.function.is_async:
-            return await asyncio.wait_for(self.function.func(**kwargs), self._timeout)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, functools.partial(self.function.func, **kwargs))
-        self._threads.add(future)
-        future.add_done_callback(self._thread_done)
-        # shield: on timeout/cancel only our wait ends; the thread cannot be interrupted.
-        return await asyncio.wait_for(asyncio.shield(future), self._timeout)
+    async def __call__(self, data: Any, trigger_metadata: Mapping[str, Any] | None = None,
+                       traceparent: str = "") -> Any:
+        """The function's return value as TypedData (None when it returned nothing). Raises
+        FunctionFailed with what the function raised, TimeoutError past functionTimeout."""
+        binding = protos().ParameterBinding(name=self._arg_name, data=data)
+        response = await self.channel.invoke(self.function, [binding], trigger_metadata or {},
+                                             host_trace_context(self.name, traceparent), self._timeout)
+        return response.return_value if response.HasField("return_value") else None

@@ -27,7 +27,8 @@ from azure.storage.queue.aio import QueueClient
 
 from localdev.functions_host.backoff import PollingBackoff
 from localdev.functions_host.hostconfig import QueuesConfig
-from localdev.functions_host.invoke import BodyDecodeError, Invoker, decode_body, trigger_message
+from localdev.functions_host.invoke import BodyDecodeError, Invoker, decode_body, payload, queue_trigger_metadata
+from localdev.functions_host.worker_channel import FunctionFailed, WorkerError
 
 _log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class QueueWorker:
         lease: timedelta = LEASE,
     ) -> None:
         self.invoker = invoker
-        self.name = invoker.function.name
+        self.name = invoker.name
         self._queue = queue
         self._poison = poison
         self._config = config
@@ -158,7 +159,7 @@ class QueueWorker:
                 outcome = Outcome.POISONED
             else:
                 body = decode_body(msg.content, self._config.message_encoding)
-                await self.invoker(trigger_message(msg, body))
+                await self.invoker(payload(body), queue_trigger_metadata(msg))
                 outcome = Outcome.SUCCEEDED
         except BodyDecodeError as exc:
             _log.error("%s: message %s not delivered to the function: %s", self.name, msg.id, exc)
@@ -167,8 +168,10 @@ class QueueWorker:
             _log.error("%s: message %s: function ran past functionTimeout", self.name, msg.id)
         except asyncio.CancelledError:
             outcome = Outcome.CANCELLED
-        except Exception:
-            _log.exception("%s: message %s: function raised", self.name, msg.id)
+        except FunctionFailed as exc:
+            _log.error("%s: message %s: function raised %s\n%s", self.name, msg.id, exc, exc.stack_trace.rstrip())
+        except WorkerError as exc:
+            _log.error("%s: message %s: %s", self.name, msg.id, exc)
         finally:
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)

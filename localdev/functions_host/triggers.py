@@ -1,62 +1,57 @@
-"""The queue-triggered functions of a ``func.FunctionApp``, as the host indexes them."""
+"""The functions the host runs, read from the worker's function metadata (``raw_bindings``).
+
+The worker library indexes the app (``app.get_functions()`` inside ``azure_functions_runtime``);
+the host sees only what the real host sees: each function's name, id and bindings as JSON.
+"""
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from localdev.functions_host.worker_channel import IndexedFunction
 from shared.errors import SettingsError
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_CONNECTION = "AzureWebJobsStorage"
+SERVED_ELSEWHERE = frozenset({"httpTrigger"})  # localdev/functions_host/http_server.py
 
 
 @dataclass(frozen=True)
 class QueueFunction:
-    name: str  # the function name (FunctionName / function_name decorator, else the Python name)
+    indexed: IndexedFunction
     queue_name: str
     connection: str  # app setting name, e.g. "AzureWebJobsStorage"
-    arg_name: str  # the parameter that receives the QueueMessage
-    func: Callable[..., Any]
-    is_async: bool
-    wants_context: bool  # the function takes a ``context`` parameter
+    arg_name: str  # the binding (parameter) that receives the QueueMessage
+
+    @property
+    def name(self) -> str:
+        return self.indexed.name
 
 
-SERVED_ELSEWHERE = frozenset({"httpTrigger"})  # localdev/functions_host/http_server.py
-
-
-def queue_functions(functions: Sequence[Any]) -> list[QueueFunction]:
-    """The queue-triggered functions among ``app.get_functions()``'s result (which may be
-    called only once per app, as the worker does)."""
+def queue_functions(functions: Sequence[IndexedFunction]) -> list[QueueFunction]:
+    """The queue-triggered functions among the indexed ones."""
     found: list[QueueFunction] = []
     for function in functions:
-        trigger = function.get_trigger()
-        name = function.get_function_name() or "?"
-        if trigger is None or trigger.get_binding_name() != "queueTrigger":
-            if trigger is None or trigger.get_binding_name() not in SERVED_ELSEWHERE:
-                _log.warning("function %s: not queue- or HTTP-triggered; the local host skips it", name)
+        trigger = function.trigger
+        kind = trigger.get("type")
+        if kind != "queueTrigger":
+            if kind not in SERVED_ELSEWHERE:
+                _log.warning("function %s: trigger %s is not served by the local host; skipped", function.name, kind)
             continue
-        queue_name = str(getattr(trigger, "queue_name", ""))
+        queue_name = str(trigger.get("queueName", ""))
         if "%" in queue_name or "{" in queue_name:
-            raise SettingsError(f"function {name}: binding expressions in queue names are not supported locally")
-        extra = [b.name for b in function.get_bindings() if b is not trigger]
+            raise SettingsError(f"function {function.name}: binding expressions in queue names are not "
+                                "supported locally")
+        extra = [b.get("name") for b in function.bindings if b is not trigger]
         if extra:
-            _log.warning("function %s: bindings %s are ignored by the local host", name, extra)
-        user_func = function.get_user_function()
-        params = inspect.signature(user_func).parameters
-        found.append(
-            QueueFunction(
-                name=name,
-                queue_name=queue_name,
-                connection=str(getattr(trigger, "connection", "") or DEFAULT_CONNECTION),
-                arg_name=trigger.name,
-                func=user_func,
-                is_async=inspect.iscoroutinefunction(user_func),
-                wants_context="context" in params and trigger.name != "context",
-            )
-        )
+            _log.warning("function %s: bindings %s are ignored by the local host", function.name, extra)
+        found.append(QueueFunction(
+            indexed=function,
+            queue_name=queue_name,
+            connection=str(trigger.get("connection") or DEFAULT_CONNECTION),
+            arg_name=str(trigger.get("name", "")),
+        ))
     return found

@@ -20,8 +20,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from localdev.functions_host.__main__ import load_app
 from localdev.functions_host.hostconfig import load_host_config
+from localdev.functions_host.worker_channel import AppLocation, IndexedFunction, WorkerChannel, WorkerError
 from localdev.scale_controller.controller import ScaleController
 from localdev.scale_controller.groups import ScaleGroup, index_functions, parse_always_ready, scale_groups, single_group
 from localdev.scale_controller.instances import InstanceSpec
@@ -51,7 +51,8 @@ def _number(kind: type[int] | type[float], *, zero_ok: bool = False) -> Callable
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m localdev.scale_controller", description=__doc__)
-    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument("--app", default="function_app:app",
+                        help="module[:attribute] of the app (default function_app:app)")
     parser.add_argument("--host-json", type=Path, default=PROJECT_ROOT / "host.json")
     parser.add_argument("--max-instances", type=_number(int), default=DEFAULT_MAX_INSTANCES,
                         help=f"instances per function at most (default {DEFAULT_MAX_INSTANCES})")
@@ -77,22 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
 def _policy(group: ScaleGroup, batch_size: int, max_instances: int, idle_timeout: float,
             ready: int | None) -> Policy:
     if not group.queues:
-        # HTTP (or any load the controller cannot measure): one instance, always (unless told
-        # ``http=0``: nothing calls it), on the one local HTTP port (FUNCTIONS_HTTP_PORT); Flex
-        # Consumption would scale it on concurrent requests.
+        # HTTP (or any load the controller cannot measure): at most one instance, on the one local
+        # HTTP port (FUNCTIONS_HTTP_PORT), and none unless asked (``http=1``), as Flex Consumption's
+        # default of no always-ready instances; Flex would also scale it on concurrent requests.
         return Policy(target_per_instance=batch_size, max_instances=1, idle_timeout_s=idle_timeout,
-                      always_ready=1 if ready is None else min(ready, 1))
+                      always_ready=min(ready or 0, 1))
     return Policy(target_per_instance=batch_size, max_instances=max_instances, idle_timeout_s=idle_timeout,
                   always_ready=ready or 0)
+
+
+async def _index(app: AppLocation) -> list[IndexedFunction]:
+    """The app's functions as a worker indexes them (the controller never imports the app)."""
+    channel = WorkerChannel(app, dict(os.environ))
+    try:
+        return await channel.start()
+    except WorkerError as exc:
+        raise SettingsError(f"the worker could not index {app.script_file}: {exc}") from None
+    finally:
+        await channel.stop(grace=2.0)
 
 
 def _build(args: argparse.Namespace) -> tuple[ScaleController, str]:
     """The controller, and what it runs (for its ready line)."""
     settings = load_settings()
-    # Before the app's import sets up telemetry as the function app: decisions are the controller's.
     setup_telemetry(settings, "scale_controller")
     host_config = load_host_config(args.host_json)
-    functions = index_functions(load_app(args.app))
+    functions = index_functions(asyncio.run(_index(AppLocation.of(args.app))))
     groups = single_group(functions) if args.single_host else scale_groups(functions)
     always_ready = parse_always_ready(args.always_ready, groups)
     max_instances = 1 if args.single_host else args.max_instances
@@ -131,9 +142,6 @@ def main(argv: list[str] | None = None) -> int:
         controller, note = _build(args)
     except SettingsError as exc:
         _log.error("cannot start: %s", exc)
-        return 2
-    except ImportError as exc:
-        _log.error("cannot import %s: %s", args.app, exc)
         return 2
     asyncio.run(_serve(controller, note))
     _log.info("Scale controller stopped")

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import azure.functions as func
-
+from localdev.functions_host.worker_channel import IndexedFunction
 from shared.errors import SettingsError
 
 # Trigger binding type -> the shared group it belongs to; any other trigger scales alone.
@@ -46,14 +45,13 @@ class FunctionInfo:
     queue: str | None
 
 
-def index_functions(app: func.FunctionApp) -> list[FunctionInfo]:
-    """Name, trigger type and queue of every function (``get_functions()``: once per app)."""
+def index_functions(functions: Sequence[IndexedFunction]) -> list[FunctionInfo]:
+    """Name, trigger type and queue of every function, from the worker's function metadata."""
     found = []
-    for function in app.get_functions():
-        trigger = function.get_trigger()
-        binding = trigger.get_binding_name() if trigger is not None else "none"
-        queue = str(getattr(trigger, "queue_name", "")) if binding == "queueTrigger" else None
-        found.append(FunctionInfo(function.get_function_name() or "?", binding, queue))
+    for function in functions:
+        binding = str(function.trigger.get("type", "none"))
+        queue = str(function.trigger.get("queueName", "")) if binding == "queueTrigger" else None
+        found.append(FunctionInfo(function.name, binding, queue))
     return found
 
 

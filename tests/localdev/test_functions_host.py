@@ -24,6 +24,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
+from localdev.functions_host.context import LocalContext
 
 from localdev.azurite import Azurite
 from localdev.functions_host import (
@@ -35,7 +36,6 @@ from localdev.functions_host import (
     load_host_config,
     parse_host_config,
 )
-from localdev.functions_host.context import LocalContext
 from localdev.functions_host.host import POLLS_PREFIX
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, Secret, Settings, StorageSettings

@@ -36,7 +36,7 @@ FAST_HOST_JSON = {"extensions": {"queues": {
     "batchSize": 16, "newBatchThreshold": 8, "messageEncoding": "base64"}}}
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def wait_until[T](check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
     """Poll ``check`` until it returns something truthy; AssertionError naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -1,0 +1,293 @@
+"""The host's side of the Functions worker protocol: one language worker process per host.
+
+    channel = WorkerChannel(AppLocation.of("function_app"), env)
+    functions = await channel.start()        # StartStream, WorkerInitRequest (indexes), FunctionsMetadataRequest
+    await channel.load(functions[0])          # FunctionLoadRequest
+    response = await channel.invoke(fn, input_data, trigger_metadata, trace_context)   # InvocationRequest
+    await channel.stop()                      # WorkerTerminate, then the process is ended
+
+The host serves ``FunctionRpc.EventStream`` on a loopback port and starts
+``python -m localdev.functions_worker --host ... --port ...`` (the arguments the real host gives a
+language worker); the worker connects back and runs ``azure_functions_runtime``. Responses are
+matched as the real host matches them: init and metadata by type, loads by function id,
+invocations by invocation id. Records the worker logs (``RpcLog``) are logged here under their
+category, user records at their level and the library's own at DEBUG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from localdev.functions_rpc import SERVICE, protos
+from shared.errors import SettingsError
+
+_log = logging.getLogger(__name__)
+
+HOST_VERSION = "4.1000.0-localdev"
+# What the host offers; the worker answers with its own capabilities.
+HOST_CAPABILITIES = {"RpcHttpBodyOnly": "true", "RawHttpBodyBytes": "true", "TypedDataCollection": "true",
+                     "RpcHttpTriggerMetadataRemoved": "true", "WorkerStatus": "true"}
+_RPC_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR,
+               5: logging.CRITICAL}
+
+
+class WorkerError(Exception):
+    """The worker could not start, index the app or load a function (the message is the worker's)."""
+
+
+class FunctionFailed(Exception):
+    """An invocation the worker answered with Failure: what the function raised."""
+
+    def __init__(self, exception: Any) -> None:
+        self.type = exception.type or "Exception"
+        self.message = exception.message
+        self.stack_trace = exception.stack_trace
+        super().__init__(f"{self.type}: {self.message}")
+
+
+@dataclass(frozen=True)
+class IndexedFunction:
+    """One function as the worker's metadata describes it."""
+
+    function_id: str
+    name: str
+    bindings: tuple[dict[str, Any], ...]  # raw_bindings, parsed (function.json's "bindings")
+    metadata: Any  # the RpcFunctionMetadata, sent back in FunctionLoadRequest
+
+    @property
+    def trigger(self) -> dict[str, Any]:
+        return next((b for b in self.bindings if str(b.get("type", "")).endswith("Trigger")), {})
+
+
+@dataclass(frozen=True)
+class AppLocation:
+    """Where the app is: the directory the worker indexes and its script (``PYTHON_SCRIPT_FILE_NAME``)."""
+
+    directory: Path
+    script_file: str = "function_app.py"
+
+    @classmethod
+    def of(cls, spec: str) -> AppLocation:
+        """``module[:attribute]`` (``function_app:app``, ``tests.localdev.sample_app:app``) -> its file,
+        found without importing it (the worker library finds the app object itself)."""
+        module = spec.partition(":")[0]
+        project = str(Path(__file__).resolve().parents[2])
+        if project not in sys.path:
+            sys.path.insert(0, project)
+        try:
+            found = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            found = None
+        if found is None or not found.origin or not found.origin.endswith(".py"):
+            raise SettingsError(f"--app {spec}: no module {module!r} (expected module[:attribute] of a .py file)")
+        path = Path(found.origin)
+        return cls(path.parent, path.name)
+
+
+def _failure(result: Any) -> str | None:
+    """None for Success, else the worker's message."""
+    if result.status == protos().StatusResult.Success:
+        return None
+    exc = result.exception
+    return f"{exc.type + ': ' if exc.type else ''}{exc.message or 'failed'}"
+
+
+class WorkerChannel:
+    def __init__(self, app: AppLocation, env: Mapping[str, str], *, startup_timeout: float = 60.0) -> None:
+        """``app``: what the worker indexes. ``env``: the worker's environment (the app settings), to
+        which ``PYTHON_SCRIPT_FILE_NAME`` and the project on PYTHONPATH are added."""
+        self.app_dir = app.directory
+        self.script_file = app.script_file
+        self._env = dict(env)
+        self._startup_timeout = startup_timeout
+        self.worker_id = str(uuid.uuid4())
+        self._p = protos()
+        self._server: grpc.aio.Server | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._outgoing: asyncio.Queue[Any] = asyncio.Queue()
+        self._pending: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        self._connected = asyncio.Event()
+        self._exited: asyncio.Task[None] | None = None
+        self.functions_by_id: dict[str, IndexedFunction] = {}
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    # -- the stream -------------------------------------------------------------------------------
+
+    async def _event_stream(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        reader = asyncio.create_task(self._read(requests))
+        try:
+            while True:
+                message = await self._outgoing.get()
+                if message is None:
+                    return
+                yield message
+        finally:
+            reader.cancel()
+
+    async def _read(self, requests: AsyncIterator[Any]) -> None:
+        try:
+            async for message in requests:
+                self._on_message(message)
+        finally:
+            self._fail_pending(WorkerError("the worker closed its stream"))
+
+    def _on_message(self, message: Any) -> None:
+        kind = message.WhichOneof("content")
+        if kind == "start_stream":
+            if message.start_stream.worker_id == self.worker_id:
+                self._connected.set()
+            return
+        if kind == "rpc_log":
+            self._log_record(message.rpc_log)
+            return
+        body = getattr(message, kind)
+        key = {"function_load_response": lambda: body.function_id,
+               "invocation_response": lambda: body.invocation_id}.get(kind, lambda: "")()
+        future = self._pending.pop((kind, key), None)
+        if future is not None and not future.done():
+            future.set_result(body)
+
+    def _log_record(self, record: Any) -> None:
+        level = _RPC_LEVELS.get(record.level, logging.INFO)
+        if record.log_category == self._p.RpcLog.System:
+            level = logging.DEBUG  # the library's own chatter, as Core Tools hides it unless verbose
+        logger = logging.getLogger(record.category or "Function")
+        if not logger.isEnabledFor(level):
+            return
+        text = record.message
+        if record.HasField("exception") and record.exception.stack_trace:
+            text = f"{text}\n{record.exception.stack_trace.rstrip()}"
+        logger.log(level, "%s", text)
+
+    def _fail_pending(self, error: Exception) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    async def _request(self, response_kind: str, key: str, timeout: float | None, **content: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[(response_kind, key)] = future
+        self._outgoing.put_nowait(self._p.StreamingMessage(request_id=str(uuid.uuid4()), **content))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop((response_kind, key), None)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> list[IndexedFunction]:
+        """Start the worker and index the app. Raises WorkerError with the worker's reason."""
+        p = self._p
+        handler = grpc.method_handlers_generic_handler(SERVICE, {"EventStream": grpc.stream_stream_rpc_method_handler(
+            self._event_stream, request_deserializer=p.StreamingMessage.FromString,
+            response_serializer=p.StreamingMessage.SerializeToString)})
+        self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", 2**31 - 1),
+                                                ("grpc.max_send_message_length", 2**31 - 1)])
+        self._server.add_generic_rpc_handlers((handler,))
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        project = str(Path(__file__).resolve().parents[2])
+        env = {**self._env, "PYTHON_SCRIPT_FILE_NAME": self.script_file,
+               "PYTHONPATH": os.pathsep.join(p for p in (project, self._env.get("PYTHONPATH", "")) if p)}
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "localdev.functions_worker", "--host", "127.0.0.1", "--port", str(port),
+            "--workerId", self.worker_id, "--requestId", str(uuid.uuid4()),
+            "--grpcMaxMessageLength", str(2**31 - 1), cwd=str(self.app_dir), env=env)
+        self._exited = asyncio.create_task(self._watch_exit(self._process))
+        try:
+            await asyncio.wait_for(self._wait_connected(), self._startup_timeout)
+            init = await self._request("worker_init_response", "", self._startup_timeout,
+                                       worker_init_request=p.WorkerInitRequest(
+                                           host_version=HOST_VERSION, capabilities=HOST_CAPABILITIES,
+                                           worker_directory=str(Path(__file__).resolve().parents[1]),
+                                           function_app_directory=str(self.app_dir)))
+            if (reason := _failure(init.result)) is not None:
+                raise WorkerError(reason)
+            meta = await self._request("function_metadata_response", "", self._startup_timeout,
+                                       functions_metadata_request=p.FunctionsMetadataRequest(
+                                           function_app_directory=str(self.app_dir)))
+            if (reason := _failure(meta.result)) is not None:
+                raise WorkerError(reason)
+        except TimeoutError:
+            raise WorkerError(f"the worker did not answer within {self._startup_timeout:.0f} s") from None
+        except BaseException:
+            await self.stop(grace=1.0)
+            raise
+        functions = [IndexedFunction(m.function_id, m.name, tuple(json.loads(b) for b in m.raw_bindings), m)
+                     for m in meta.function_metadata_results]
+        self.functions_by_id = {f.function_id: f for f in functions}
+        return functions
+
+    async def _wait_connected(self) -> None:
+        assert self._exited is not None
+        waiter = asyncio.create_task(self._connected.wait())
+        await asyncio.wait({waiter, self._exited}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._connected.is_set():
+            waiter.cancel()
+            raise WorkerError("the worker exited before connecting")
+
+    async def _watch_exit(self, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        self._fail_pending(WorkerError(f"the worker process exited (code {code})"))
+
+    async def load(self, function: IndexedFunction) -> None:
+        response = await self._request("function_load_response", function.function_id, self._startup_timeout,
+                                       function_load_request=self._p.FunctionLoadRequest(
+                                           function_id=function.function_id, metadata=function.metadata))
+        if (reason := _failure(response.result)) is not None:
+            raise WorkerError(f"function {function.name}: {reason}")
+
+    async def invoke(self, function: IndexedFunction, input_data: list[Any], trigger_metadata: Mapping[str, Any],
+                     trace_context: Any, timeout: float | None = None) -> Any:
+        """The InvocationResponse of a successful invocation. Raises FunctionFailed with what the
+        function raised, WorkerError if the worker went away, TimeoutError past ``timeout``."""
+        invocation_id = str(uuid.uuid4())
+        response = await self._request("invocation_response", invocation_id, timeout,
+                                       invocation_request=self._p.InvocationRequest(
+                                           invocation_id=invocation_id, function_id=function.function_id,
+                                           input_data=input_data, trigger_metadata=trigger_metadata,
+                                           trace_context=trace_context))
+        if response.result.status != self._p.StatusResult.Success:
+            raise FunctionFailed(response.result.exception)
+        return response
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Ask the worker to stop (WorkerTerminate), wait ``grace`` seconds, then end it."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(Exception):
+                self._outgoing.put_nowait(self._p.StreamingMessage(worker_terminate=self._p.WorkerTerminate()))
+                self._outgoing.put_nowait(None)
+            try:
+                await asyncio.wait_for(process.wait(), grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 2.0)
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+        if self._exited is not None:
+            await asyncio.gather(self._exited, return_exceptions=True)
+        if self._server is not None:
+            await self._server.stop(grace=0.5)
+            self._server = None
