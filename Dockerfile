@@ -2,13 +2,13 @@
 # Build: docker build -t discord-bot-listener .   (or in Azure: az acr build, docs/deploy.md)
 # No secrets at build time: the token and keys arrive as environment variables at run time.
 
-FROM python:3.11.14-slim-bookworm AS build
+FROM python:3.13.9-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements-listener.txt /tmp/requirements-listener.txt
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements-listener.txt
 
-FROM python:3.11.14-slim-bookworm
+FROM python:3.13.9-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -1,4 +1,4 @@
-// The function app on Flex Consumption: Python 3.11, one queue-triggered function per command,
+// The function app on Flex Consumption: Python 3.13, one queue-triggered function per command,
 // each scaling on its own (per-function scaling), optionally with always-ready instances.
 // Storage by identity (no keys); secrets by Key Vault reference, resolved with the same identity.
 
@@ -110,7 +110,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       appSettings: [for s in items(appSettings): { name: s.key, value: s.value }]
     }
     functionAppConfig: {
-      runtime: { name: 'python', version: '3.11' }
+      runtime: { name: 'python', version: '3.13' }
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB

@@ -9,11 +9,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import faulthandler
 import logging
 import os
+import signal
 import sys
 
 from localdev.functions_worker.stream import Worker
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the host process dies, even if the app blocks the event loop
+    (otherwise the broken stream ends the worker)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpcMaxMessageLength", "--functions-grpc-max-message-length",
                         dest="max_message_length", type=int, default=2**31 - 1)
     args = parser.parse_args(argv)
+    _die_with_parent()
+    # `kill -USR1 <worker pid>` prints every thread's stack to stderr (the host's log): a command
+    # stuck in a call shows its frames under azure_functions_runtime's.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # Records go to the host as RpcLog messages (stream.py); INFO and up, as the real worker sends.
     logging.getLogger().setLevel(logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):

@@ -81,8 +81,9 @@ class Worker:
         except grpc.aio.AioRpcError as exc:
             _log.debug("stream to the host ended (%s)", exc.code())
         finally:
+            # Not library.stop_threadpool_executor(): it joins the pool, and a function still running
+            # would hold the worker forever; the process exits right after this (__main__).
             logging.getLogger().removeHandler(handler)
-            library.stop_threadpool_executor()
 
     async def _handle(self, message: Any) -> None:
         p = self._protos

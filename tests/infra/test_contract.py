@@ -341,7 +341,7 @@ def test_the_issue_s_security_and_runtime_requirements(bicep: dict[str, Any]) ->
     vault = _resource(bicep, "modules/keyvault.bicep", "vault")["properties"]
     assert vault["enableRbacAuthorization"] is True
     app = _resource(bicep, "modules/functionapp.bicep", "app")["properties"]
-    assert app["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
+    assert app["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.13"}
     assert app["functionAppConfig"]["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
     assert set(app["functionAppConfig"]["scaleAndConcurrency"]) == {"maximumInstanceCount", "instanceMemoryMB",
                                                                     "alwaysReady"}
