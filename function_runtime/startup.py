@@ -20,6 +20,7 @@ when the message arrived cost it nothing).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -36,23 +37,28 @@ _IMPORTED_NS = time.time_ns()
 _tracer = trace.get_tracer(__name__)
 
 
+@functools.cache
+def _boot_ns() -> int:
+    """When the machine booted, in epoch ns: ``now - /proc/uptime`` (10 ms resolution) rather than
+    /proc/stat's ``btime`` (whole seconds), which would smear a cold start by up to a second. Read
+    once, so two processes' start times are compared against the same boot time."""
+    with open("/proc/uptime", "rb") as f:
+        uptime_s = float(f.read().split()[0])
+    return time.time_ns() - int(uptime_s * 1e9)
+
+
 def process_start_ns(pid: int | str = "self") -> int:
     """When the OS started process ``pid`` (this one by default), in epoch ns (else, for this
     process, when this module was imported; for another one, 0).
 
-    /proc/<pid>/stat gives the start in clock ticks since boot. Boot time is taken as
-    ``now - /proc/uptime`` (10 ms resolution) rather than /proc/stat's ``btime`` (whole
-    seconds), which would smear a cold start by up to a second.
+    /proc/<pid>/stat gives the start in clock ticks (10 ms) since boot.
     """
     fallback = _IMPORTED_NS if pid == "self" else 0
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-        with open("/proc/uptime", "rb") as f:
-            uptime_s = float(f.read().split()[0])
-        now = time.time_ns()
         ticks = int(stat.rsplit(b")", 1)[1].split()[19])  # field 22; comm may contain spaces
-        started = now - int((uptime_s - ticks / os.sysconf("SC_CLK_TCK")) * 1e9)
+        started = _boot_ns() + int(ticks * 1e9 / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return fallback
     return min(started, _IMPORTED_NS) if pid == "self" else started
@@ -126,7 +132,7 @@ def run_startup(settings: Settings, marks: StartupMarks, indexing_began_ns: int)
     """Record how the instance got here (``host_start``: the parent process's start until this
     process started; ``worker_start``: until ``indexing_began_ns``) and set up telemetry, timed."""
     parent_start = process_start_ns(os.getppid())
-    if 0 < parent_start < marks.process_start_ns:
+    if 0 < parent_start <= marks.process_start_ns:
         marks.phases["host_start"] = (parent_start, marks.process_start_ns)
     marks.phases["worker_start"] = (marks.process_start_ns, max(indexing_began_ns, marks.process_start_ns))
     with marks.phase("telemetry_setup"):

@@ -311,7 +311,8 @@ def test_the_first_request_of_a_process_shows_the_start_up_it_waited_for(sender:
                                                                           spans: InMemorySpanExporter) -> None:
     marks = StartupMarks(process_start_ns=time.time_ns() - 5_000_000_000)
     now = time.time_ns()
-    marks.phases.update({"import": (marks.process_start_ns, now - 500_000_000),
+    marks.phases.update({"worker_start": (marks.process_start_ns, now - 600_000_000),
+                         "indexing": (now - 600_000_000, now - 300_000_000),
                          "telemetry_setup": (now - 500_000_000, now - 400_000_000)})
     endpoint = make_endpoint(sender, marks)
     body = json.dumps(command()).encode()
@@ -323,5 +324,7 @@ def test_the_first_request_of_a_process_shows_the_start_up_it_waited_for(sender:
     cold = by_name(spans.get_finished_spans(), "cold_start")
     assert cold.parent.span_id == roots[0].context.span_id
     phases = {s.name: s for s in spans.get_finished_spans() if s.parent and s.parent.span_id == cold.context.span_id}
-    assert set(phases) == {"import", "telemetry_setup"}
-    assert phases["import"].start_time == sent * 1_000_000_000  # clipped to when Discord signed it
+    assert set(phases) == {"worker_start", "indexing"}
+    assert phases["worker_start"].start_time == sent * 1_000_000_000  # clipped to when Discord signed it
+    [telemetry] = [s for s in spans.get_finished_spans() if s.name == "telemetry_setup"]
+    assert telemetry.parent.span_id == phases["indexing"].context.span_id  # nested: it happened while indexing

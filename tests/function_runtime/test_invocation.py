@@ -151,14 +151,16 @@ async def test_cold_start_only_on_first_invocation(runtime: Runtime, emulator: E
     # The process "started" after the message was enqueued: all of its start-up is on this message.
     now = time.time_ns()
     runtime.marks.process_start_ns = now
-    runtime.marks.phases.update({"import": (now, now + 5_000_000),
-                                 "telemetry_setup": (now + 5_000_000, now + 8_000_000)})
+    runtime.marks.phases.update({"worker_start": (now, now + 2_000_000),
+                                 "indexing": (now + 2_000_000, now + 8_000_000),
+                                 "telemetry_setup": (now + 5_000_000, now + 7_000_000)})
     invoke(_receive(runtime, "cmd-ping"), COMMANDS["ping"], handle, runtime)
     first = spans.get_finished_spans()
     cold = by_name(first, "cold_start")
     assert by_name(first, "cmd-ping process").attributes["faas.coldstart"] is True
     assert {s.name for s in first if s.parent and s.parent.span_id == cold.context.span_id} == {
-        "import", "telemetry_setup"}
+        "worker_start", "indexing"}
+    assert by_name(first, "telemetry_setup").parent.span_id == by_name(first, "indexing").context.span_id
     assert cold.end_time - cold.start_time == 8_000_000
 
     spans.clear()
