@@ -104,8 +104,8 @@ class FunctionsHost:
                     f"function {f.name}: connection {f.connection!r} is not supported locally; "
                     f"use {DEFAULT_CONNECTION!r}"
                 )
-        for indexed in [f.indexed for f in self.functions] + [f.indexed for f in self.http_functions]:
-            await self.channel.load(indexed)
+        for selected in [f.indexed for f in self.functions] + [f.indexed for f in self.http_functions]:
+            await self.channel.load(selected)
 
     async def start(self) -> None:
         """Start the worker, index, create missing trigger queues and start polling. Storage being
