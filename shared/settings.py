@@ -91,6 +91,8 @@ class Settings:
     listener_buffer_capacity: int = 1000
     discord_public_key: bytes | None = None  # Ed25519 verify key of the application (interactions endpoint)
     functions_http_port: int = 7071  # the local functions host's HTTP port (Core Tools' default; 0 = any free)
+    minecraft_rcon_address: tuple[str, int] | None = None  # !mc's server (host, RCON port)
+    minecraft_rcon_password: Secret | None = None
 
     @property
     def exporters_configured(self) -> bool:
@@ -193,6 +195,18 @@ def _public_key(values: Mapping[str, str]) -> bytes | None:
     return key
 
 
+def _rcon_address(values: Mapping[str, str]) -> tuple[str, int] | None:
+    """MINECRAFT_RCON_ADDRESS: ``host:port`` (``[v6]:port``) of the Minecraft server's RCON."""
+    raw = values.get("MINECRAFT_RCON_ADDRESS", "").strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"MINECRAFT_RCON_ADDRESS: expected host:port, e.g. mc.example.com:25575, got {raw[:80]!r}")
+    return host, int(port)
+
+
 def _azure_resource(values: Mapping[str, str]) -> dict[str, str]:
     """Resource attributes the Functions/App Service platform exposes as app settings."""
     out: dict[str, str] = {}
@@ -258,4 +272,6 @@ def load_settings(
         listener_buffer_capacity=_bounded_int(values, "LISTENER_BUFFER_CAPACITY", 1000, 1, 1_000_000),
         discord_public_key=_public_key(values),
         functions_http_port=_bounded_int(values, "FUNCTIONS_HTTP_PORT", 7071, 0, 65535),  # 0: any free port
+        minecraft_rcon_address=_rcon_address(values),
+        minecraft_rcon_password=_secret(values, "MINECRAFT_RCON_PASSWORD"),
     )
