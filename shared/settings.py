@@ -28,6 +28,7 @@ AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
     "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
 
 
@@ -52,10 +53,11 @@ class Secret(str):
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where the queues live: a connection string or an identity-based queue URI."""
+    """Where the queues (and the reminders table) live: a connection string or identity-based URIs."""
 
     connection_string: Secret | None = None
     queue_service_uri: str | None = None
+    table_service_uri: str | None = None  # AzureWebJobsStorage__tableServiceUri (identity-based tables)
 
     @property
     def is_azurite(self) -> bool:
@@ -148,7 +150,8 @@ def _storage(values: Mapping[str, str], require: bool) -> StorageSettings:
             "AzureWebJobsStorage: required (a storage connection string, 'UseDevelopmentStorage=true' "
             "for Azurite, or AzureWebJobsStorage__queueServiceUri for managed identity)"
         )
-    return StorageSettings(connection_string=Secret(cs) if cs else None, queue_service_uri=uri)
+    return StorageSettings(connection_string=Secret(cs) if cs else None, queue_service_uri=uri,
+                           table_service_uri=_url(values, "AzureWebJobsStorage__tableServiceUri", None))
 
 
 def _sampler_arg(values: Mapping[str, str]) -> float:
