@@ -91,7 +91,8 @@ class RecordingRest:
 
         body = {"content": fit_content(content), "allowed_mentions": _no_mentions(mention_users),
                 "nonce": nonce, "enforce_nonce": True}
-        oracle().check("POST", f"/channels/{channel_id}/messages", body, {"Content-Type": "application/json", "Authorization": "Bot x"})
+        headers = {"Content-Type": "application/json", "Authorization": "Bot x"}
+        oracle().check("POST", f"/channels/{channel_id}/messages", body, headers)
         self.posts.append({"channel": channel_id, **body})
         return {"id": "1"}
 
