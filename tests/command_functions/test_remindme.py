@@ -123,7 +123,7 @@ def ctx_for(settings: Settings, args: str, *, guild: str, author: str = "3000", 
 def due_messages(settings: Settings, wait_s: float, want: int = 1000) -> list[QueueMessage]:
     """Receive the reminders-due messages that become visible within ``wait_s`` seconds (or ``want`` of them)."""
     client = queue_client(settings.storage, REMINDERS_DUE_QUEUE)
-    deadline, out = time.monotonic() + wait_s, []
+    deadline, out = time.monotonic() + wait_s, list[QueueMessage]()
     while time.monotonic() < deadline and len(out) < want:
         for m in client.receive_messages(max_messages=32, visibility_timeout=30):
             client.delete_message(m)
@@ -245,6 +245,7 @@ def test_restart_loses_nothing_and_a_missed_one_fires_late(
     (msg,) = due_messages(settings, 2, want=1)
     reminders_due.fire(msg, runtime, fresh)
     assert len(rest.posts) == 1 and "This reminder is late" in rest.posts[0]["content"]
-    assert fresh.get(g, reminder.id).posted  # type: ignore[union-attr]
+    stored = fresh.get(g, reminder.id)
+    assert stored is not None and stored.posted
     reminders_due.fire(msg, runtime, fresh)  # redelivered after all: still once
     assert len(rest.posts) == 1
