@@ -91,7 +91,7 @@ def listener_settings(bicep: dict[str, Any]) -> dict[str, Any]:
 
 def test_commands_json_is_the_registry() -> None:
     doc = json.loads((INFRA / "commands.json").read_text())
-    assert doc["commands"] == list(COMMANDS), "update infra/commands.json to the registry's commands (shared/registry.py)"
+    assert doc["commands"] == list(COMMANDS), "update infra/commands.json to the registry's commands"
     assert doc["queues"] == list(NON_COMMAND_QUEUES), "update infra/commands.json's queues to NON_COMMAND_QUEUES"
 
 
