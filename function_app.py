@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from function_runtime import INDEXING_BEGAN_NS, interactions, runtime, startup
+from function_runtime import INDEXING_BEGAN_NS, interactions, reminders_due, runtime, startup
 from function_runtime.triggers import command_blueprint, lazy_handler
 from shared.registry import COMMANDS
 
@@ -21,8 +21,9 @@ from shared.registry import COMMANDS
 # first invocation; a bad setting stops start-up here with one line naming it.
 runtime.get_runtime()
 
-# Non-command functions: the HTTP Interactions Endpoint URL (gateway-less mode, /api/interactions).
-EXTRA_BLUEPRINTS: tuple[func.Blueprint, ...] = (interactions.bp,)
+# Non-command functions: the HTTP Interactions Endpoint URL (gateway-less mode, /api/interactions);
+# reminders_due, the queue trigger on reminders-due that fires !remindme's reminders when due.
+EXTRA_BLUEPRINTS: tuple[func.Blueprint, ...] = (interactions.bp, reminders_due.bp)
 
 app = func.FunctionApp()
 for spec in COMMANDS.values():

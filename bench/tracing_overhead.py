@@ -42,7 +42,8 @@ class _RecordingRest:
         self.replies: list[str] = []
 
     def create_message(
-        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None
+        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None,
+        mention_users: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         self.replies.append(content)
         return {}

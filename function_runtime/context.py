@@ -32,8 +32,8 @@ class CommandContext:
         return self.envelope.args
 
     def may_run(self, spec: CommandSpec) -> bool:
-        """Whether this author may run ``spec`` (ungated, or its flag is on for them)."""
-        return spec.flag is None or self.flags.get(spec.flag, False)
+        """Whether this author may run ``spec`` (ungated, or its flag or a subcommand's flag is on for them)."""
+        return spec.flag is None or any(self.flags.get(flag, False) for flag in spec.flags)
 
 
 Handler = Callable[[CommandContext], str]

@@ -107,9 +107,10 @@ class DiscordRest:
     # -- public API -------------------------------------------------------------------------
 
     def create_message(
-        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None
+        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None,
+        mention_users: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """POST a channel message that pings no one; ``nonce`` makes redeliveries safe."""
+        """POST a channel message that pings no one but ``mention_users``; ``nonce`` makes redeliveries safe."""
         if not nonce:
             raise ValueError("nonce: required (it is the reply's idempotency key)")
         if len(nonce) > MAX_NONCE:
@@ -117,7 +118,7 @@ class DiscordRest:
             nonce = nonce[:MAX_NONCE]
         body: dict[str, Any] = {
             "content": fit_content(content),
-            "allowed_mentions": _no_mentions(),
+            "allowed_mentions": _no_mentions(mention_users),
             "nonce": nonce,
             "enforce_nonce": True,
         }
@@ -316,9 +317,10 @@ def fit_content(content: str) -> str:
     return "".join(out) + "…"
 
 
-def _no_mentions() -> dict[str, Any]:
-    """Parse no mentions: "@everyone", roles and users in echoed text stay plain text."""
-    return {"parse": []}
+def _no_mentions(users: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Parse no mentions: "@everyone", roles and users in echoed text stay plain text; only the
+    listed ``users`` (a reminder's creator) can be pinged."""
+    return {"parse": [], "users": list(users)} if users else {"parse": []}
 
 
 def _utf16_len(text: str) -> int:

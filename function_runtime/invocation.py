@@ -44,7 +44,7 @@ _tracer = trace.get_tracer(__name__)
 
 FLUSH_TIMEOUT_MS = 2000
 RESPONSE_ATTR_CHARS = 256
-ALL_FLAGS = sorted({spec.flag for spec in COMMANDS.values() if spec.flag})
+ALL_FLAGS = sorted({flag for spec in COMMANDS.values() for flag in spec.flags})
 
 
 def invoke(msg: func.QueueMessage, spec: CommandSpec, handler: Handler, runtime: Runtime | None = None) -> None:

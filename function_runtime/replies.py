@@ -19,7 +19,8 @@ class ReplySender(Protocol):
     """The two Discord REST calls a reply can be (``function_runtime.discord_rest.DiscordRest``)."""
 
     def create_message(
-        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None
+        self, channel_id: str, content: str, *, nonce: str, reply_to: str | None = None,
+        mention_users: tuple[str, ...] = (),
     ) -> dict[str, Any]: ...
 
     def edit_original_response(

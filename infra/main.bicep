@@ -98,6 +98,13 @@ param queueBacklogThreshold int = 50
 @description('Days Log Analytics keeps logs and traces.')
 param logRetentionDays int = 30
 
+@description('!mc: the Minecraft server\'s RCON address, host:port; empty = !mc says it is not configured.')
+param minecraftRconAddress string = ''
+
+@secure()
+@description('!mc: the RCON password, stored as Key Vault secret minecraft-rcon-password; empty keeps the stored one.')
+param minecraftRconPassword string = ''
+
 @description('Tags for every resource.')
 param tags object = { app: 'discord-functions-bot' }
 
@@ -105,7 +112,10 @@ var suffix = take(uniqueString(resourceGroup().id, prefix), 8)
 var commands = loadJsonContent('commands.json').commands
 var workQueues = [for c in commands: 'cmd-${c}']
 var poisonQueues = [for c in commands: 'cmd-${c}-poison']
-var queueNames = concat(workQueues, poisonQueues)
+// Other queues the function app reads (reminders-due), each with its poison queue.
+var extraQueues = loadJsonContent('commands.json').queues
+var extraPoisonQueues = [for q in extraQueues: '${q}-poison']
+var queueNames = concat(workQueues, poisonQueues, extraQueues, extraPoisonQueues)
 var deploymentContainerName = 'app-package'
 
 module identity 'modules/identity.bicep' = {
@@ -123,6 +133,12 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     principalId: identity.outputs.principalId
   }
+}
+
+// !remindme: the reminders table and the identity's table role on it.
+module reminders 'modules/reminders.bicep' = {
+  name: 'reminders'
+  params: { storageAccountName: storage.outputs.name, principalId: identity.outputs.principalId }
 }
 
 module monitoring 'modules/monitoring.bicep' = {
@@ -150,6 +166,7 @@ module vault 'modules/keyvault.bicep' = {
     discordToken: discordToken
     honeycombApiKey: honeycombApiKey
     appInsightsName: monitoring.outputs.appInsightsName
+    minecraftRconPassword: minecraftRconPassword
   }
 }
 
@@ -164,6 +181,7 @@ module appConfig 'modules/appconfig.bicep' = if (useAppConfiguration) {
 }
 
 var secretUris = {
+  minecraftRconPassword: vault.outputs.minecraftRconPasswordUri
   discordToken: vault.outputs.discordTokenUri
   honeycombApiKey: vault.outputs.honeycombApiKeyUri
   appInsightsConnectionString: vault.outputs.appInsightsConnectionStringUri
@@ -179,6 +197,12 @@ var baseSettings = {
 }
 var appConfigSettings = useAppConfiguration ? { AZURE_APPCONFIG_ENDPOINT: appConfig.outputs.endpoint } : {}
 var commonSettings = union(baseSettings, appConfigSettings)
+// !remindme's table (identity-based) and !mc's Minecraft server: function app only.
+var reminderSettings = { AzureWebJobsStorage__tableServiceUri: reminders.outputs.tableEndpoint }
+var minecraftSettings = empty(minecraftRconAddress) ? {} : {
+  MINECRAFT_RCON_ADDRESS: minecraftRconAddress
+  MINECRAFT_RCON_PASSWORD: '@Microsoft.KeyVault(SecretUri=${secretUris.minecraftRconPassword})'
+}
 
 module functions 'modules/functionapp.bicep' = {
   name: 'functionapp'
@@ -197,6 +221,7 @@ module functions 'modules/functionapp.bicep' = {
     secretUris: secretUris
     useHoneycomb: useHoneycomb
     commonSettings: commonSettings
+    extraSettings: union(reminderSettings, minecraftSettings)
     queueMaxPollingInterval: queueMaxPollingInterval
     discordPublicKey: discordPublicKey
   }

@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
+import shutil
 import signal
 import sys
 import time
@@ -76,7 +78,11 @@ async def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     async with contextlib.AsyncExitStack() as stack:
-        azurite = stack.enter_context(Azurite(port=args.azurite_port))
+        storage_dir = RUN_DIR / "azurite"
+        if args.fresh_storage:
+            shutil.rmtree(storage_dir, ignore_errors=True)
+        # On disk: queues (delayed reminders-due messages too) and the reminders table outlive a restart.
+        azurite = stack.enter_context(Azurite(port=args.azurite_port, tables=True, location=storage_dir))
         env = {"AzureWebJobsStorage": azurite.connection_string}
         if trace_file is not None:
             env["LOCAL_TRACE_FILE"] = str(trace_file)
@@ -87,6 +93,11 @@ async def run(args: argparse.Namespace) -> int:
             stack.callback(apis.close)
             # A URL the user set explicitly still wins over the local stand-in.
             env.update({k: v for k, v in api_settings(apis.start()).items() if k not in os.environ})
+            from localdev.rcon_server import RconStandIn
+
+            minecraft = stack.enter_context(RconStandIn(password=secrets.token_urlsafe(12)))
+            if "MINECRAFT_RCON_ADDRESS" not in os.environ:
+                env.update(minecraft.settings())
         emulator = None
         if settings.discord_token is None:
             from localdev.discord_emulator import DiscordEmulator
@@ -120,7 +131,8 @@ async def run(args: argparse.Namespace) -> int:
             stack.callback(explorer.stop)
         stack.callback(print, "Stopping...", flush=True)  # last in, so printed first on the way out
 
-        print(f"Azurite queues   {azurite.queue_endpoint}")
+        print(f"Azurite          queues {azurite.queue_endpoint}, tables {azurite.table_endpoint} "
+              f"(kept in {storage_dir}; --fresh-storage empties it)")
         if emulator:
             print(f"Discord emulator {emulator.base_url} (REST {emulator.api_url}, gateway {emulator.gateway_url})")
             print(f"                 guild {emulator.guild_id}, you = user {emulator.human_user_id} "
@@ -130,6 +142,8 @@ async def run(args: argparse.Namespace) -> int:
                     print(f"                 {guild['name']} ({guild['id']}) is on shard {guild['shard']}")
         if not args.live_apis:
             print("External APIs    local stand-ins for catfact, Scryfall, relationships (--live-apis: real ones)")
+            print(f"Minecraft RCON   {env.get('MINECRAFT_RCON_ADDRESS')} (a stand-in with a whitelist, for !mc; "
+                  "flags mc / mc-admin in feature_flags.example.json)")
         if args.http_interactions:
             print(f"Interactions     {endpoint} (gateway-less: no listener; the http group's instance)")
         print("Functions        " + ("one host for every function" if args.single_host else
@@ -207,7 +221,10 @@ def main() -> int:
     parser.add_argument("--azurite-port", type=int, default=0, help="queue port (default: a free one)")
     parser.add_argument("--emulator-port", type=int, default=0, help="Discord emulator port (default: a free one)")
     parser.add_argument("--live-apis", action="store_true",
-                        help="use the real catfact/Scryfall/relationships APIs instead of local stand-ins")
+                        help="use the real catfact/Scryfall/relationships APIs and MINECRAFT_RCON_* settings "
+                             "instead of local stand-ins")
+    parser.add_argument("--fresh-storage", action="store_true",
+                        help="empty the local storage (.localdev/azurite: queues, reminders) before starting")
     parser.add_argument("--single-host", action="store_true",
                         help="run every function in one functions host (no per-function scaling)")
     parser.add_argument("--always-on", action="store_true", help="keep one instance of every function running")

@@ -34,6 +34,14 @@ class CommandSpec:
     usage: str  # arguments, e.g. "<criteria>"; "" for none
     flag: str | None = None  # feature flag that gates it; None = everyone may run it
     options: tuple[SlashOption, ...] = field(default=())
+    # Flags that also let an author run it, each for some subcommands the command checks itself
+    # (``mc-admin`` for ``!mc`` beyond the whitelist); evaluated with the others.
+    sub_flags: tuple[str, ...] = field(default=())
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Every flag this command reads: its gate first, then its subcommands' flags."""
+        return ((self.flag,) if self.flag else ()) + self.sub_flags
 
     @property
     def queue(self) -> str:
@@ -43,6 +51,11 @@ class CommandSpec:
     def module(self) -> str:
         """The module holding this command's ``handle(ctx) -> str`` (imported by the function app only)."""
         return f"{COMMAND_PACKAGE}.{self.name}"
+
+
+REMINDERS_DUE_QUEUE = "reminders-due"  # delayed messages: one per pending reminder, visible when due
+REMINDERS_TABLE = "reminders"
+NON_COMMAND_QUEUES = (REMINDERS_DUE_QUEUE,)  # other queues the function app reads (infra creates them too)
 
 
 def queue_name(command: str) -> str:
@@ -67,6 +80,14 @@ _SPECS = (
     CommandSpec("roll", "Chronicles of Darkness dice: n ten-sided dice or a chance die", "<n|c> [8a|9a]",
                 flag="roll", options=(SlashOption("dice", "Number of dice, or c for a chance die", required=True),
                                       SlashOption("again", "8a or 9a to widen re-rolls"))),
+    CommandSpec("remindme", "A reminder in this channel: text plus when, e.g. 10m, 2h, 3d, 1M; or list/cancel",
+                "<text> <N><m|h|d|M> | list [all] | cancel <id> | help",
+                options=(SlashOption("text", "What to remember, or list / list all / cancel <id> / help",
+                                     required=True),
+                         SlashOption("in", "When: 10m, 2h, 3d or 1M (minutes, hours, days, months)"))),
+    CommandSpec("mc", "Manage the Minecraft server over RCON: whitelist add|remove|list, or any server command",
+                "whitelist add|remove|list [player] | <command>", flag="mc", sub_flags=("mc-admin",),
+                options=(SlashOption("command", "e.g. whitelist add Steve, or list", required=True),)),
 )
 
 COMMANDS: MappingProxyType[str, CommandSpec] = MappingProxyType({s.name: s for s in _SPECS})

@@ -28,6 +28,7 @@ AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
     "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
 
 
@@ -52,10 +53,11 @@ class Secret(str):
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where the queues live: a connection string or an identity-based queue URI."""
+    """Where the queues (and the reminders table) live: a connection string or identity-based URIs."""
 
     connection_string: Secret | None = None
     queue_service_uri: str | None = None
+    table_service_uri: str | None = None  # AzureWebJobsStorage__tableServiceUri (identity-based tables)
 
     @property
     def is_azurite(self) -> bool:
@@ -91,6 +93,8 @@ class Settings:
     listener_buffer_capacity: int = 1000
     discord_public_key: bytes | None = None  # Ed25519 verify key of the application (interactions endpoint)
     functions_http_port: int = 7071  # the local functions host's HTTP port (Core Tools' default; 0 = any free)
+    minecraft_rcon_address: tuple[str, int] | None = None  # !mc's server (host, RCON port)
+    minecraft_rcon_password: Secret | None = None
 
     @property
     def exporters_configured(self) -> bool:
@@ -146,7 +150,8 @@ def _storage(values: Mapping[str, str], require: bool) -> StorageSettings:
             "AzureWebJobsStorage: required (a storage connection string, 'UseDevelopmentStorage=true' "
             "for Azurite, or AzureWebJobsStorage__queueServiceUri for managed identity)"
         )
-    return StorageSettings(connection_string=Secret(cs) if cs else None, queue_service_uri=uri)
+    return StorageSettings(connection_string=Secret(cs) if cs else None, queue_service_uri=uri,
+                           table_service_uri=_url(values, "AzureWebJobsStorage__tableServiceUri", None))
 
 
 def _sampler_arg(values: Mapping[str, str]) -> float:
@@ -191,6 +196,18 @@ def _public_key(values: Mapping[str, str]) -> bytes | None:
         raise SettingsError(f"DISCORD_PUBLIC_KEY: expected {PUBLIC_KEY_BYTES * 2} hex digits "
                             "(the application's Public Key in the developer portal)")
     return key
+
+
+def _rcon_address(values: Mapping[str, str]) -> tuple[str, int] | None:
+    """MINECRAFT_RCON_ADDRESS: ``host:port`` (``[v6]:port``) of the Minecraft server's RCON."""
+    raw = values.get("MINECRAFT_RCON_ADDRESS", "").strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"MINECRAFT_RCON_ADDRESS: expected host:port, e.g. mc.example.com:25575, got {raw[:80]!r}")
+    return host, int(port)
 
 
 def _azure_resource(values: Mapping[str, str]) -> dict[str, str]:
@@ -258,4 +275,6 @@ def load_settings(
         listener_buffer_capacity=_bounded_int(values, "LISTENER_BUFFER_CAPACITY", 1000, 1, 1_000_000),
         discord_public_key=_public_key(values),
         functions_http_port=_bounded_int(values, "FUNCTIONS_HTTP_PORT", 7071, 0, 65535),  # 0: any free port
+        minecraft_rcon_address=_rcon_address(values),
+        minecraft_rcon_password=_secret(values, "MINECRAFT_RCON_PASSWORD"),
     )

@@ -53,6 +53,9 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
         "status": {"code": span.status.status_code.name, "description": span.status.description},
         "attributes": _attrs(span.attributes),
         "events": [{"name": e.name, "time_ns": e.timestamp, "attributes": _attrs(e.attributes)} for e in span.events],
+        # Span links (a reminder's firing trace links to the command that created it).
+        "links": [{"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}",
+                   "attributes": _attrs(link.attributes)} for link in span.links],
     }
 
 

@@ -26,11 +26,20 @@ def _trigger(fn: Any) -> Any:
 
 def test_every_command_has_a_queue_triggered_function(functions: list[Any]) -> None:
     by_name = {fn.get_function_name(): fn for fn in functions}
-    assert set(by_name) == {*COMMANDS, "interactions"}
+    assert set(by_name) == {*COMMANDS, "interactions", "reminders_due"}
     for name, spec in COMMANDS.items():
         binding = _trigger(by_name[name])
         assert binding.queue_name == f"cmd-{name}" == spec.queue
         assert binding.connection == "AzureWebJobsStorage"
+
+
+def test_reminders_due_is_a_plain_queue_trigger(functions: list[Any]) -> None:
+    """The one non-command queue function: its own queue, a QueueMessage parameter, no other binding."""
+    (fn,) = [fn for fn in functions if fn.get_function_name() == "reminders_due"]
+    binding = _trigger(fn)
+    assert binding.queue_name == "reminders-due" and binding.connection == "AzureWebJobsStorage"
+    assert [b.type for b in fn.get_bindings()] == ["queueTrigger"]
+    assert list(inspect.signature(fn.get_user_function()).parameters) == ["msg"]
 
 
 def test_the_interactions_endpoint_is_the_one_anonymous_http_function(functions: list[Any]) -> None:

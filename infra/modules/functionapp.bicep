@@ -50,6 +50,9 @@ param queueMaxPollingInterval string
 @description('Discord application public key (hex) for verifying interaction signatures; public, not a secret.')
 param discordPublicKey string
 
+@description('Further settings for the function app only (the reminders table endpoint, !mc\'s server).')
+param extraSettings object = {}
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy on Flex Consumption needs always-ready instances in every zone (idle cost); a queue message survives an instance loss
   name: '${name}-plan'
@@ -74,7 +77,7 @@ var ownSettings = {
   AzureFunctionsJobHost__extensions__queues__maxPollingInterval: queueMaxPollingInterval
   DISCORD_PUBLIC_KEY: discordPublicKey
 }
-var appSettings = union(commonSettings, requiredSecrets, honeycombSecret, ownSettings)
+var appSettings = union(commonSettings, requiredSecrets, honeycombSecret, ownSettings, extraSettings)
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: client certificates would break Discord's interaction webhook, which authenticates by Ed25519 signature

@@ -25,6 +25,10 @@ param honeycombApiKey string
 @description('Application Insights resource whose connection string is stored as secret appinsights-connection-string.')
 param appInsightsName string
 
+@secure()
+@description('!mc\'s RCON password to store as secret minecraft-rcon-password; empty keeps the stored one.')
+param minecraftRconPassword string = ''
+
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
@@ -73,6 +77,14 @@ resource appInsightsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   properties: { value: appInsights.properties.ConnectionString, contentType: 'text/plain' }
 }
 
+resource minecraftRconSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(minecraftRconPassword)) {
+  // checkov:skip=CKV_AZURE_114: contentType is set below; checkov does not read the properties of a conditional resource
+  // checkov:skip=CKV_AZURE_41: an RCON password does not expire by itself; rotate it on the server and set it again
+  parent: vault
+  name: 'minecraft-rcon-password'
+  properties: { value: minecraftRconPassword, contentType: 'text/plain' }
+}
+
 resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, principalId, secretsUserRole)
   scope: vault
@@ -88,3 +100,4 @@ output uri string = vault.properties.vaultUri
 output discordTokenUri string = '${vault.properties.vaultUri}secrets/discord-token'
 output honeycombApiKeyUri string = '${vault.properties.vaultUri}secrets/honeycomb-api-key'
 output appInsightsConnectionStringUri string = '${vault.properties.vaultUri}secrets/appinsights-connection-string'
+output minecraftRconPasswordUri string = '${vault.properties.vaultUri}secrets/minecraft-rcon-password'

@@ -394,6 +394,11 @@ def waterfall(trace_id: str, spans: Sequence[Span]) -> dict[str, Any]:
                  "attributes": e.get("attributes") or {}}
                 for e in span.get("events") or [] if isinstance(e, dict)
             ],
+            "links": [
+                {"trace_id": str(link.get("trace_id", "")), "span_id": str(link.get("span_id", "")),
+                 "attributes": link.get("attributes") or {}}
+                for link in span.get("links") or [] if isinstance(link, dict)
+            ],
         })
     return {"trace_id": trace_id, "start_ms": start / 1e6, "duration_ms": (end - start) / 1e6,
             "summary": summarise(trace_id, spans).to_json(), "spans": rows}

@@ -16,7 +16,7 @@ import pytest
 
 from gateway_listener.settings import load_listener_settings
 from shared.errors import SettingsError
-from shared.registry import COMMANDS, poison_queue_name
+from shared.registry import COMMANDS, NON_COMMAND_QUEUES, poison_queue_name
 from shared.settings import load_settings
 from tests.infra.conftest import INFRA, ROOT
 
@@ -90,8 +90,9 @@ def listener_settings(bicep: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_commands_json_is_the_registry() -> None:
-    listed = json.loads((INFRA / "commands.json").read_text())["commands"]
-    assert listed == list(COMMANDS), "update infra/commands.json to the registry's commands (shared/registry.py)"
+    doc = json.loads((INFRA / "commands.json").read_text())
+    assert doc["commands"] == list(COMMANDS), "update infra/commands.json to the registry's commands"
+    assert doc["queues"] == list(NON_COMMAND_QUEUES), "update infra/commands.json's queues to NON_COMMAND_QUEUES"
 
 
 def test_every_command_has_its_queue_and_poison_queue(bicep: dict[str, Any]) -> None:
@@ -104,7 +105,14 @@ def test_every_command_has_its_queue_and_poison_queue(bicep: dict[str, Any]) -> 
         item = loop["loop_type"]["detail"]["item_name"]
         queues |= {loop["config"].replace(f"${{{item}}}", c) for c in commands}
     assert "loadJsonContent('commands.json').commands" in (INFRA / "main.bicep").read_text()
-    expected = {s.queue for s in COMMANDS.values()} | {poison_queue_name(s.queue) for s in COMMANDS.values()}
+    extra = main["variables"]["extraPoisonQueues"]["value"]
+    assert extra["loop_type"]["detail"]["array_name"] == "extraQueues"
+    queues |= set(NON_COMMAND_QUEUES)
+    queues |= {extra["config"].replace(f"${{{extra['loop_type']['detail']['item_name']}}}", q)
+               for q in NON_COMMAND_QUEUES}
+    assert "loadJsonContent('commands.json').queues" in (INFRA / "main.bicep").read_text()
+    names = [s.queue for s in COMMANDS.values()] + list(NON_COMMAND_QUEUES)
+    expected = set(names) | {poison_queue_name(q) for q in names}
     assert queues == expected
     storage = bicep["modules/storage.bicep"]["resources"]
     queue_type = "Microsoft.Storage/storageAccounts/queueServices/queues"

@@ -1,4 +1,8 @@
-"""The local Functions host against real Azurite: delivery, retries, poison, batching, shutdown."""
+"""The local Functions host against real Azurite: delivery, retries, poison, batching, shutdown.
+
+The functions run in the host's worker process (tests/localdev/probe_app.py, configured through
+``worker_env``); they report what they saw as JSON lines in a directory the test reads.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import functools
 import logging
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -15,20 +20,19 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
-import azure.functions as func
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
-from localdev.functions_host.context import LocalContext
 
 from localdev.azurite import Azurite
 from localdev.functions_host import (
     READY_PREFIX,
+    AppLocation,
     FunctionsHost,
     HostConfig,
     PollingBackoff,
@@ -40,6 +44,7 @@ from localdev.functions_host.host import POLLS_PREFIX
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, Secret, Settings, StorageSettings
 from tests.localdev import sample_app
+from tests.localdev.probe_support import PROBE_APP, Probe, worker_alive
 
 FAST = HostConfig(
     queues=QueuesConfig(
@@ -51,6 +56,7 @@ FAST = HostConfig(
     ),
     function_timeout=timedelta(seconds=5),
 )
+TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 def with_queues(config: HostConfig, **changes: Any) -> HostConfig:
@@ -71,37 +77,19 @@ async def eventually(check: Callable[[], Awaitable[object] | object], timeout: f
         await asyncio.sleep(0.05)
 
 
-@dataclass
-class Calls:
-    """What a test function saw: one QueueMessage per invocation."""
-
-    messages: list[func.QueueMessage] = field(default_factory=list)
-    extra: list[Any] = field(default_factory=list)
-
-    @property
-    def bodies(self) -> list[bytes]:
-        return [m.get_body() for m in self.messages]
-
-
-def one_function_app(queue: str, handler: Callable[..., Any], name: str = "fn") -> func.FunctionApp:
-    bp = func.Blueprint()
-    trigger = bp.queue_trigger(arg_name="msg", queue_name=queue, connection="AzureWebJobsStorage")
-    bp.function_name(name)(trigger(handler))
-    app = func.FunctionApp()
-    app.register_functions(bp)
-    return app
-
-
 @asynccontextmanager
 async def running(
-    app: func.FunctionApp, settings: Settings, config: HostConfig = FAST, **options: Any
+    env: dict[str, str], settings: Settings, config: HostConfig = FAST, *, app: AppLocation = PROBE_APP,
+    **options: Any,
 ) -> AsyncIterator[FunctionsHost]:
-    host = FunctionsHost(app, settings, config, drain_timeout=2, **options)
-    await host.start()
+    """A started host whose worker runs ``app`` with ``env``; stopped (worker included) on exit."""
+    host = FunctionsHost(app, settings, config, drain_timeout=2, worker_env=env, **options)
     try:
+        await host.start()
         yield host
     finally:
         await host.stop()
+        assert not worker_alive(host.channel.pid)
 
 
 @asynccontextmanager
@@ -121,207 +109,202 @@ async def message_count(client: QueueClient) -> int:
         return 0
 
 
-async def test_success_passes_metadata_and_deletes(azurite: Azurite, settings: Settings, queue_names: Iterator[str]):
-    name, calls = next(queue_names), Calls()
-
-    def handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-
-    async with running(one_function_app(name, handler), settings) as host, queue(azurite, name) as q:
+async def test_success_passes_metadata_and_deletes(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe
+):
+    name = next(queue_names)
+    async with running(probe.env(settings, queue=name), settings) as host, queue(azurite, name) as q:
         sent = await q.send_message("hello")
-        await eventually(lambda: len(calls.messages) == 1 and host.workers["fn"].in_flight == 0)
+        await eventually(lambda: len(probe.calls) == 1 and host.workers["fn"].in_flight == 0)
         assert await message_count(q) == 0
-    msg = calls.messages[0]
-    assert msg.get_body() == b"hello"
-    assert msg.id == sent.id
-    assert msg.dequeue_count == 1
-    assert msg.pop_receipt
-    assert isinstance(msg.insertion_time, datetime) and isinstance(msg.expiration_time, datetime)
-    assert msg.time_next_visible is not None and msg.time_next_visible > msg.insertion_time
+    [call] = probe.calls
+    assert call["body"] == "hello"
+    assert call["id"] == sent.id
+    assert call["dequeue_count"] == 1
+    assert call["pop_receipt"]
+    assert call["insertion_time"] is not None and call["expiration_time"] is not None
+    inserted = datetime.fromisoformat(call["insertion_time"])
+    assert datetime.fromisoformat(call["expiration_time"]) > inserted
+    assert call["time_next_visible"] is not None and datetime.fromisoformat(call["time_next_visible"]) > inserted
 
 
 async def test_failure_retries_then_poison_with_original_body(
-    azurite: Azurite, settings: Settings, queue_names: Iterator[str]
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe
 ):
-    name, calls = next(queue_names), Calls()
-
-    async def handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-        raise RuntimeError("boom")
-
-    async with running(one_function_app(name, handler), settings) as host, queue(azurite, name) as q:
-        await q.send_message("never works")
+    name = next(queue_names)
+    async with running(probe.env(settings, async_queue=name), settings) as host, queue(azurite, name) as q:
+        await q.send_message("fail")
         async with queue(azurite, f"{name}-poison") as poison:
             await eventually(lambda: message_count(poison))
-            await eventually(lambda: host.workers["fn"].in_flight == 0)
+            await eventually(lambda: host.workers["fn-async"].in_flight == 0)
             assert await message_count(q) == 0
             [poisoned] = [m async for m in poison.receive_messages()]
-    assert [m.dequeue_count for m in calls.messages] == [1, 2, 3]
-    assert base64.b64decode(poisoned.content) == b"never works"  # same base64 text as sent
+    assert [c["dequeue_count"] for c in probe.calls] == [1, 2, 3]
+    assert base64.b64decode(poisoned.content) == b"fail"  # same base64 text as sent
 
 
 async def test_failed_message_stays_invisible_for_visibility_timeout(
-    azurite: Azurite, settings: Settings, queue_names: Iterator[str]
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe
 ):
-    name, calls, failed_at = next(queue_names), Calls(), []
-
-    def handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-        if msg.dequeue_count == 1:
-            failed_at.append(datetime.now(UTC))
-            raise RuntimeError("first attempt fails")
-
+    name = next(queue_names)
     config = with_queues(FAST, visibility_timeout=timedelta(seconds=3))
-    async with running(one_function_app(name, handler), settings, config) as host, queue(azurite, name) as q:
-        await q.send_message("retry me")
-        await eventually(lambda: len(calls.messages) == 1 and host.workers["fn"].in_flight == 0)
+    async with running(probe.env(settings, queue=name), settings, config) as host, queue(azurite, name) as q:
+        await q.send_message("fail-first")
+        await eventually(lambda: len(probe.calls) == 1 and host.workers["fn"].in_flight == 0)
         assert await q.peek_messages() == []  # released, but not visible yet
-        await eventually(lambda: len(calls.messages) == 2)
-    second = calls.messages[1]
-    assert second.dequeue_count == 2
-    # Azurite keeps whole seconds; the redelivery cannot come much before the timeout.
-    assert second.insertion_time is not None
-    assert (datetime.now(UTC) - failed_at[0]) >= timedelta(seconds=2)
+        await eventually(lambda: len(probe.calls) == 2)
+        await eventually(lambda: host.workers["fn"].in_flight == 0)
+        assert await message_count(q) == 0  # the second attempt succeeded
+    first, second = probe.calls
+    assert second["dequeue_count"] == 2 and second["id"] == first["id"]
+    # Azurite keeps whole seconds; the redelivery cannot come much before the timeout (the first
+    # call's start is before its failure, so this is a lower bound of the invisible time).
+    assert second["at"] - first["at"] >= 2
 
 
 async def test_invalid_base64_goes_to_poison_without_calling_the_function(
-    azurite: Azurite, settings: Settings, queue_names: Iterator[str]
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe
 ):
-    name, calls = next(queue_names), Calls()
-
-    def handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-
-    async with running(one_function_app(name, handler), settings), queue(azurite, name, encoded=False) as raw:
+    name = next(queue_names)
+    async with running(probe.env(settings, queue=name), settings), queue(azurite, name, encoded=False) as raw:
         await raw.send_message("not base64 at all!")
         async with queue(azurite, f"{name}-poison") as poison:
             await eventually(lambda: message_count(poison))
             [poisoned] = [m async for m in poison.receive_messages()]
         assert poisoned.content == "not base64 at all!"
-        assert calls.messages == []
+        assert probe.calls == []
         # The host is still serving the queue.
         await raw.send_message(base64.b64encode(b"fine").decode())
-        await eventually(lambda: calls.bodies == [b"fine"])
+        await eventually(lambda: probe.bodies == ["fine"])
 
 
 async def test_lease_is_renewed_while_a_function_runs(
-    azurite: Azurite, settings: Settings, queue_names: Iterator[str]
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe
 ):
-    name, calls = next(queue_names), Calls()
-
-    async def handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-        await asyncio.sleep(3.5)  # longer than the 2 s lease: only renewals keep it hidden
-
-    app = one_function_app(name, handler)
-    async with running(app, settings, lease=timedelta(seconds=2)) as host, queue(azurite, name) as q:
-        await q.send_message("long")
-        await eventually(lambda: len(calls.messages) == 1)
-        await eventually(lambda: host.workers["fn"].in_flight == 0)
+    name = next(queue_names)
+    env = probe.env(settings, async_queue=name)
+    async with running(env, settings, lease=timedelta(seconds=2)) as host, queue(azurite, name) as q:
+        await q.send_message("sleep:3.5")  # longer than the 2 s lease: only renewals keep it hidden
+        await eventually(lambda: len(probe.calls) == 1)
+        await eventually(lambda: host.workers["fn-async"].in_flight == 0)
         assert await message_count(q) == 0  # deleted with the renewed pop receipt
-    assert len(calls.messages) == 1
+    assert len(probe.calls) == 1
 
 
-async def test_function_timeout_counts_as_failure(azurite: Azurite, settings: Settings, queue_names: Iterator[str]):
-    name, calls = next(queue_names), Calls()
-
-    async def handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-        await asyncio.sleep(30)
-
+async def test_function_timeout_counts_as_failure(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe
+):
+    name = next(queue_names)
     config = replace(with_queues(FAST, max_dequeue_count=2), function_timeout=timedelta(milliseconds=300))
-    async with running(one_function_app(name, handler), settings, config), queue(azurite, name) as q:
-        await q.send_message("slow")
+    async with running(probe.env(settings, async_queue=name), settings, config), queue(azurite, name) as q:
+        await q.send_message("sleep:30")
         async with queue(azurite, f"{name}-poison") as poison:
             await eventually(lambda: message_count(poison))
-    assert [m.dequeue_count for m in calls.messages] == [1, 2]
+    assert [c["dequeue_count"] for c in probe.calls] == [1, 2]
 
 
 @pytest.mark.parametrize("is_async", [True, False], ids=["async", "sync"])
 async def test_batch_size_bounds_concurrency(
-    azurite: Azurite, settings: Settings, queue_names: Iterator[str], is_async: bool
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe, is_async: bool
 ):
-    name, calls, release = next(queue_names), Calls(), threading.Event()
-    loop = asyncio.get_running_loop()
-
-    async def async_handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-        calls.extra.append(asyncio.get_running_loop() is loop)
-        while not release.is_set():
-            await asyncio.sleep(0.02)
-
-    def sync_handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-        calls.extra.append(threading.current_thread() is not threading.main_thread())
-        release.wait(10)
-
+    name = next(queue_names)
+    function = "fn-async" if is_async else "fn"
+    env = probe.env(settings, async_queue=name) if is_async else probe.env(settings, queue=name)
     # A generous functionTimeout: on a loaded CI machine the blocked calls must not turn into timeouts.
     config = replace(with_queues(FAST, batch_size=2, new_batch_threshold=0), function_timeout=timedelta(seconds=60))
-    app = one_function_app(name, async_handler if is_async else sync_handler)
     async with queue(azurite, name) as q:
         # All five wait before the host's first poll: sent one by one to a polling host, the
         # first batch could hold one message, and with newBatchThreshold 0 it would never take a second.
         await q.create_queue()
-        for i in range(5):
-            await q.send_message(f"m{i}")
-        async with running(app, settings, config) as host:
-            worker = host.workers["fn"]
-            await eventually(lambda: worker.in_flight == 2)
+        for _ in range(5):
+            await q.send_message("block")
+        async with running(env, settings, config) as host:
+            worker = host.workers[function]
+            await eventually(lambda: worker.in_flight == 2 and len(probe.calls) == 2)
             await asyncio.sleep(0.5)  # several polling intervals: a host ignoring batchSize would take more
-            assert worker.in_flight == 2
+            assert worker.in_flight == 2 and len(probe.calls) == 2
             assert len(await q.peek_messages(max_messages=10)) == 3
-            release.set()
-            await eventually(lambda: len(calls.messages) == 5 and worker.in_flight == 0)
+            probe.release()
+            await eventually(lambda: len(probe.calls) == 5 and worker.in_flight == 0)
             assert worker.max_in_flight <= 2
-    assert sorted(calls.bodies) == [f"m{i}".encode() for i in range(5)]
-    assert all(calls.extra)  # async ran on the host's loop; sync ran on a pool thread
+            assert await message_count(q) == 0
+    calls = probe.calls
+    assert {c["fn"] for c in calls} == {function} and len({c["id"] for c in calls}) == 5
+    if is_async:  # on the worker's event loop, in its main thread
+        assert all(c["main_thread"] and c["loop"] is not None for c in calls)
+        assert len({c["loop"] for c in calls}) == 1
+    else:  # on the library's pool threads
+        assert not any(c["main_thread"] for c in calls)
 
 
-async def test_context_parameter(azurite: Azurite, settings: Settings, queue_names: Iterator[str]):
-    name, calls = next(queue_names), Calls()
-
-    def handler(msg: func.QueueMessage, context: func.Context) -> None:
-        calls.messages.append(msg)
-        calls.extra.append(context)
-
-    async with running(one_function_app(name, handler, name="with-context"), settings), queue(azurite, name) as q:
+async def test_context_parameter(azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe):
+    name = next(queue_names)
+    async with running(probe.env(settings, queue=name, PROBE_NAME="with-context"), settings) as host, \
+            queue(azurite, name) as q:
+        assert [f.name for f in host.functions] == ["with-context"]
         await q.send_message("x")
-        await eventually(lambda: len(calls.extra) == 1)
-    [context] = calls.extra
-    assert isinstance(context, LocalContext)
-    assert context.function_name == "with-context" and context.invocation_id
+        await q.send_message("y")
+        await eventually(lambda: len(probe.calls) == 2)
+    first, second = probe.calls
+    assert first["function_name"] == second["function_name"] == "with-context"
+    assert first["invocation_id"] and second["invocation_id"] and first["invocation_id"] != second["invocation_id"]
+    assert TRACEPARENT.match(first["trace_parent"]) and TRACEPARENT.match(second["trace_parent"])
+    assert first["trace_parent"].split("-")[1] != second["trace_parent"].split("-")[1]  # a trace each
 
 
-def test_unsupported_connection_is_a_clear_error(settings: Settings):
-    app = func.FunctionApp()
-    app.queue_trigger(arg_name="msg", queue_name="q-x", connection="OtherStorage")(lambda msg: None)
-    with pytest.raises(SettingsError, match="OtherStorage"):
-        FunctionsHost(app, settings, FAST)
+async def test_function_logs_reach_the_host_log(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
+    name = next(queue_names)
+    async with running(probe.env(settings, queue=name), settings) as host, queue(azurite, name) as q:
+        await q.send_message("log:hello from the worker")
+
+        def logged() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "probe says hello from the worker" in r.getMessage()]
+
+        await eventually(logged)
+        await eventually(lambda: host.workers["fn"].in_flight == 0)
+    [record] = logged()
+    assert record.levelno == logging.WARNING
+    assert record.process == os.getpid()  # logged by the host, forwarded over the worker's stream
 
 
-def test_functions_option_runs_only_the_named_functions(settings: Settings):
-    bp = func.Blueprint()
-    for name in ("alpha", "beta"):
-        trigger = bp.queue_trigger(arg_name="msg", queue_name=f"q-{name}", connection="AzureWebJobsStorage")
-        bp.function_name(name)(trigger(lambda msg: None))
-    app = func.FunctionApp()
-    app.register_functions(bp)
-    host = FunctionsHost(app, settings, FAST, only={"beta"})
-    assert [f.name for f in host.functions] == ["beta"]
+async def test_unsupported_connection_is_a_clear_error(settings: Settings, probe: Probe):
+    host = FunctionsHost(PROBE_APP, settings, FAST,
+                         worker_env=probe.env(settings, queue="q-x", PROBE_CONNECTION="OtherStorage"))
+    try:
+        with pytest.raises(SettingsError, match="OtherStorage"):
+            await host.start()
+    finally:
+        await host.stop()
+    assert not worker_alive(host.channel.pid)
 
 
-def test_functions_option_naming_an_unknown_function_is_a_clear_error(settings: Settings):
-    with pytest.raises(SettingsError, match=r"no queue- or HTTP-triggered function gamma \(the app has: fn\)"):
-        FunctionsHost(one_function_app("q-y", lambda msg: None), settings, FAST, only={"gamma"})
+async def test_functions_option_runs_only_the_named_functions(settings: Settings, probe: Probe):
+    env = probe.env(settings, queue="q-alpha", async_queue="q-beta")
+    async with running(env, settings, only={"fn-async"}) as host:
+        assert [f.name for f in host.functions] == ["fn-async"]
+        assert list(host.workers) == ["fn-async"]
+
+
+async def test_functions_option_naming_an_unknown_function_is_a_clear_error(settings: Settings, probe: Probe):
+    host = FunctionsHost(PROBE_APP, settings, FAST, only={"gamma"}, worker_env=probe.env(settings, queue="q-y"))
+    try:
+        with pytest.raises(SettingsError, match=r"no queue- or HTTP-triggered function gamma \(the app has: fn\)"):
+            await host.start()
+    finally:
+        await host.stop()
+    assert not worker_alive(host.channel.pid)
 
 
 async def test_idle_polls_are_counted_and_never_faster_than_the_minimum(
-    azurite: Azurite, settings: Settings, queue_names: Iterator[str], caplog: pytest.LogCaptureFixture
+    settings: Settings, queue_names: Iterator[str], probe: Probe, caplog: pytest.LogCaptureFixture
 ):
     caplog.set_level(logging.INFO, logger="localdev.functions_host.host")
     name = next(queue_names)
     config = with_queues(FAST, max_polling_interval=timedelta(milliseconds=300))
-    async with running(one_function_app(name, lambda msg: None), settings, config) as host:
+    async with running(probe.env(settings, queue=name), settings, config) as host:
         began = time.monotonic()
         await asyncio.sleep(1.0)
         polls, elapsed = host.workers["fn"].polls, time.monotonic() - began
@@ -403,6 +386,10 @@ async def test_sigterm_exits_cleanly_and_in_flight_messages_reappear(azurite: Az
     seen: list[str] = []
     try:
         await asyncio.to_thread(_read_until, proc, READY_PREFIX, seen)
+        found = re.search(r"worker pid (\d+)", seen[-1])
+        assert found, seen[-1]
+        worker_pid = int(found.group(1))
+        assert worker_alive(worker_pid)
         for client in clients.values():
             await client.clear_messages()
             await client.send_message("in flight")
@@ -416,7 +403,9 @@ async def test_sigterm_exits_cleanly_and_in_flight_messages_reappear(azurite: Az
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    assert not worker_alive(worker_pid)  # the host ended its worker before exiting
     log = "".join(seen)
+    assert "sample started: async in flight" in log  # the worker's log records, in the host's output
     assert "devstoreaccount1;AccountKey" not in log and "Eby8vdM02" not in log
     for client in clients.values():
         async with client:
@@ -426,15 +415,11 @@ async def test_sigterm_exits_cleanly_and_in_flight_messages_reappear(azurite: Az
             assert again.content == b"in flight" and again.dequeue_count == 2
 
 
-async def test_host_survives_storage_restart(queue_names: Iterator[str]):
-    name, calls = next(queue_names), Calls()
-
-    def handler(msg: func.QueueMessage) -> None:
-        calls.messages.append(msg)
-
+async def test_host_survives_storage_restart(queue_names: Iterator[str], probe: Probe):
+    name = next(queue_names)
     with Azurite() as storage:
         settings = Settings(storage=StorageSettings(connection_string=Secret(storage.connection_string)))
-        async with running(one_function_app(name, handler), settings), queue(storage, name) as q:
+        async with running(probe.env(settings, queue=name), settings), queue(storage, name) as q:
             await asyncio.to_thread(storage.restart)  # in memory: the queue is gone
 
             async def queue_recreated() -> bool:
@@ -446,4 +431,4 @@ async def test_host_survives_storage_restart(queue_names: Iterator[str]):
 
             await eventually(queue_recreated, timeout=20)
             await q.send_message("after restart")
-            await eventually(lambda: calls.bodies == [b"after restart"], timeout=20)
+            await eventually(lambda: probe.bodies == ["after restart"], timeout=20)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import aiohttp
-import azure.functions as func
 import pytest
 
 from localdev.azurite import free_port
@@ -20,41 +19,8 @@ from localdev.functions_host import FunctionsHost, parse_host_config
 from localdev.functions_host.http_server import aiohttp_path
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, Settings
-from tests.localdev.test_functions_host import FAST, one_function_app
-
-
-def http_app(queue: str | None = None) -> tuple[func.FunctionApp, list[func.HttpRequest]]:
-    seen: list[func.HttpRequest] = []
-    bp = func.Blueprint()
-
-    @bp.function_name("echo")
-    @bp.route(route="items/{item_id}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-    def echo(req: func.HttpRequest) -> func.HttpResponse:
-        seen.append(req)
-        return func.HttpResponse(b"got:" + req.get_body(), status_code=201,
-                                 headers={"X-Item": req.route_params["item_id"]})
-
-    @bp.function_name("boom")
-    @bp.route(route="boom", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-    async def boom(req: func.HttpRequest) -> func.HttpResponse:
-        raise RuntimeError("bug")
-
-    if queue is not None:
-        bp.function_name("q")(bp.queue_trigger(arg_name="msg", queue_name=queue,
-                                               connection="AzureWebJobsStorage")(lambda msg: None))
-    app = func.FunctionApp()
-    app.register_functions(bp)
-    return app, seen
-
-
-@asynccontextmanager
-async def running(app: func.FunctionApp, settings: Settings) -> AsyncIterator[FunctionsHost]:
-    host = FunctionsHost(app, settings, FAST, drain_timeout=2)
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
+from tests.localdev.probe_support import PROBE_APP, Probe, worker_alive
+from tests.localdev.test_functions_host import FAST, running
 
 
 @pytest.fixture
@@ -68,12 +34,13 @@ def _listening(port: int) -> bool:
 
 
 async def test_http_function_gets_the_workers_request_and_its_response_is_served(
-    http_settings: Settings, queue_names: Iterator[str]
+    http_settings: Settings, queue_names: Iterator[str], probe: Probe
 ) -> None:
-    app, seen = http_app(next(queue_names))
     port = http_settings.functions_http_port
-    async with running(app, http_settings) as host, aiohttp.ClientSession() as client:
-        assert [f.name for f in host.http_functions] == ["echo", "boom"] and [f.name for f in host.functions] == ["q"]
+    env = probe.env(http_settings, queue=next(queue_names), PROBE_HTTP="1")
+    async with running(env, http_settings) as host, aiohttp.ClientSession() as client:
+        assert [f.name for f in host.http_functions] == ["echo", "boom", "json"]
+        assert [f.name for f in host.functions] == ["fn"]
         url = f"http://127.0.0.1:{port}/api/items/42?x=1"
         async with client.post(url, data=b"\x00body", headers={"X-Test": "yes"}) as response:
             assert response.status == 201
@@ -85,28 +52,46 @@ async def test_http_function_gets_the_workers_request_and_its_response_is_served
             assert response.status == 500  # as the real host answers a function that raised
         async with client.post(f"http://127.0.0.1:{port}/api/nothing") as response:
             assert response.status == 404
-    req = seen[0]
-    assert isinstance(req, func.HttpRequest)
-    assert req.method == "POST" and req.url == url
-    assert req.params == {"x": "1"} and req.route_params == {"item_id": "42"}
-    assert req.headers["x-test"] == "yes"  # case-insensitive, as the worker's
+    [req] = probe.calls
+    assert req["fn"] == "echo"
+    assert req["method"] == "POST" and req["url"] == url
+    assert req["params"] == {"x": "1"} and req["route_params"] == {"item_id": "42"}
+    assert req["x_test"] == "yes"  # looked up as X-Test: case-insensitive, as the worker's
+    assert base64.b64decode(req["body_b64"]) == b"\x00body"
     assert not _listening(port)  # stopped with the host
 
 
-async def test_a_host_without_http_functions_opens_no_port(http_settings: Settings, queue_names: Iterator[str]) -> None:
-    async with running(one_function_app(next(queue_names), lambda msg: None), http_settings) as host:
+async def test_a_json_response_is_served_with_its_mimetype_as_content_type(
+    http_settings: Settings, probe: Probe
+) -> None:
+    port = http_settings.functions_http_port
+    async with (
+        running(probe.env(http_settings, PROBE_HTTP="1"), http_settings),
+        aiohttp.ClientSession() as client,
+        client.get(f"http://127.0.0.1:{port}/api/json?q=cats") as response,
+    ):
+        assert response.status == 200
+        assert response.headers["Content-Type"].split(";")[0].strip() == "application/json"
+        assert await response.json() == {"ok": True, "q": "cats"}  # aiohttp checks the type too
+
+
+async def test_a_host_without_http_functions_opens_no_port(
+    http_settings: Settings, queue_names: Iterator[str], probe: Probe
+) -> None:
+    async with running(probe.env(http_settings, queue=next(queue_names)), http_settings) as host:
         assert host.http is None
         assert not _listening(http_settings.functions_http_port)
 
 
-async def test_a_taken_port_stops_start_up_naming_the_setting(http_settings: Settings) -> None:
+async def test_a_taken_port_stops_start_up_naming_the_setting(http_settings: Settings, probe: Probe) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", http_settings.functions_http_port))
         taken.listen()
-        host = FunctionsHost(http_app()[0], http_settings, FAST)
+        host = FunctionsHost(PROBE_APP, http_settings, FAST, worker_env=probe.env(http_settings, PROBE_HTTP="1"))
         with pytest.raises(SettingsError, match="FUNCTIONS_HTTP_PORT"):
             await host.start()
         await host.stop()
+    assert not worker_alive(host.channel.pid)
 
 
 def test_taken_port_is_one_line_from_the_command(azurite: Any) -> None:
@@ -133,10 +118,11 @@ def test_route_templates_and_prefix() -> None:
     assert parse_host_config({}).http_route_prefix == "api"
 
 
-async def test_port_zero_means_any_free_port_and_is_reported(settings: Settings,
+async def test_port_zero_means_any_free_port_and_is_reported(settings: Settings, probe: Probe,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
-    async with running(http_app()[0], replace(settings, functions_http_port=0)) as host:
+    any_port = replace(settings, functions_http_port=0)
+    async with running(probe.env(any_port, PROBE_HTTP="1"), any_port) as host:
         assert host.http is not None and host.http.port > 0
         assert _listening(host.http.port)
         assert f"http://127.0.0.1:{host.http.port}/api/items/{{item_id}}" in caplog.text

@@ -1,5 +1,8 @@
 """Gateway-less slash commands: the emulator POSTs signed interactions to the local host's
-``interactions`` function, which enqueues; the command function edits @original. One trace."""
+``interactions`` function, which enqueues; the command function edits @original. One trace.
+
+The bot (tests/localdev/http_delivery_app.py) runs in the host's worker process; its spans are
+read back from the trace file it writes (``LOCAL_TRACE_FILE``)."""
 
 from __future__ import annotations
 
@@ -7,45 +10,28 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
-import azure.functions as func
 import pytest
-import requests
 from aiohttp import web
 from azure.core.exceptions import ResourceExistsError
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 
 from command_functions import ping, roll
-from function_runtime import interactions
-from function_runtime import runtime as runtime_module
-from function_runtime.discord_rest import DiscordRest
-from function_runtime.interactions import InteractionsEndpoint
-from function_runtime.queue_sender import make_sender
-from function_runtime.runtime import Runtime, _queue_poison_sink
-from function_runtime.signature import Verifier
-from function_runtime.startup import StartupMarks
-from function_runtime.triggers import command_blueprint
 from localdev.azurite import free_port
 from localdev.discord_emulator import DiscordEmulator, EndpointRejected
-from localdev.functions_host import FunctionsHost
-from shared.envelope import Envelope
+from localdev.functions_host import AppLocation, FunctionsHost
 from shared.queues import queue_client
-from shared.settings import Secret, Settings
-from tests.localdev.test_functions_host import FAST
-from tests.tracing import by_name
+from shared.settings import Settings
+from tests.localdev.test_functions_host import FAST, eventually
 
-
-class AllFlagsOn:
-    def evaluate(self, names: list[str], envelope: Envelope) -> dict[str, bool]:
-        return dict.fromkeys(names, True)
+BOT_APP = AppLocation.of("tests.localdev.http_delivery_app")
 
 
 def _clear(settings: Settings, *queues: str) -> None:
@@ -57,29 +43,36 @@ def _clear(settings: Settings, *queues: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def gateway_less_bot(settings: Settings, emu: DiscordEmulator) -> AsyncIterator[str]:
+async def gateway_less_bot(settings: Settings, emu: DiscordEmulator, trace_file: Path) -> AsyncIterator[str]:
     """The function app (interactions + roll + ping) in the local host; yields the endpoint URL."""
-    s = replace(settings, discord_api_base_url=emu.api_url, discord_token=Secret(emu.token),
-                functions_http_port=free_port(), discord_public_key=bytes.fromhex(emu.public_key))
+    s = replace(settings, functions_http_port=free_port())
     _clear(s, roll.SPEC.queue, ping.SPEC.queue)
-    marks = StartupMarks(process_start_ns=time.time_ns())  # this test's "process"
-    runtime_module.use_runtime(Runtime(
-        settings=s, rest=DiscordRest(emu.api_url, Secret(emu.token)), http=requests.Session(), flags=AllFlagsOn(),
-        poison=_queue_poison_sink(s), marks=marks))
-    interactions.use_endpoint(InteractionsEndpoint(Verifier.from_public_key(bytes.fromhex(emu.public_key)),
-                                                   make_sender(s.storage), marks=marks))
-    app = func.FunctionApp()
-    app.register_functions(interactions.bp)
-    for module in (roll, ping):
-        app.register_functions(command_blueprint(module.SPEC, module.handle))
-    host = FunctionsHost(app, s, FAST, drain_timeout=2)
-    await host.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "HONEYCOMB_", "APPLICATIONINSIGHTS_"))}
+    env |= {
+        "AzureWebJobsStorage": s.storage.connection_string.reveal() if s.storage.connection_string else "",
+        "DISCORD_API_BASE_URL": emu.api_url, "DISCORD_TOKEN": emu.token, "DISCORD_PUBLIC_KEY": emu.public_key,
+        "FUNCTIONS_HTTP_PORT": str(s.functions_http_port), "LOCAL_TRACE_FILE": str(trace_file),
+    }  # fmt: skip
+    host = FunctionsHost(BOT_APP, s, FAST, drain_timeout=2, worker_env=env)
     try:
+        await host.start()
         yield f"http://127.0.0.1:{s.functions_http_port}/api/interactions"
     finally:
         await host.stop()
-        runtime_module.use_runtime(None)
-        interactions.use_endpoint(None)
+
+
+def _spans(trace_file: Path) -> list[dict[str, Any]]:
+    """The finished spans the worker wrote (complete lines only)."""
+    if not trace_file.exists():
+        return []
+    text = trace_file.read_text(encoding="utf-8")
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
+
+
+def _by_name(spans: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    matches = [s for s in spans if s["name"] == name]
+    assert len(matches) == 1, f"expected one {name!r} span, got {[s['name'] for s in spans]}"
+    return matches[0]
 
 
 async def _answer(emu: DiscordEmulator, interaction_id: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -92,10 +85,11 @@ async def _answer(emu: DiscordEmulator, interaction_id: str, timeout: float = 30
         after = out["event_id"]
 
 
-async def test_roll_end_to_end_over_http_in_one_trace(settings: Settings, spans: InMemorySpanExporter,
+async def test_roll_end_to_end_over_http_in_one_trace(settings: Settings, tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    async with DiscordEmulator() as emu, gateway_less_bot(settings, emu) as url:
+    trace_file = tmp_path / "traces.jsonl"
+    async with DiscordEmulator() as emu, gateway_less_bot(settings, emu, trace_file) as url:
         await emu.set_interactions_endpoint(url)  # verified with a good and a forged PING first
         assert emu.world.application_payload()["verify_key"] == emu.public_key
         sent = emu.send_interaction("roll", {"dice": "3"})
@@ -104,35 +98,41 @@ async def test_roll_end_to_end_over_http_in_one_trace(settings: Settings, spans:
         record = emu.interaction(sent["id"])
         invalid = emu.invalid_requests
 
+        def roll_traced() -> bool:
+            names = {s["name"] for s in _spans(trace_file)}
+            return {"discord.command", "roll", "discord.send_response"} <= names
+
+        await eventually(roll_traced, timeout=20)  # exported in batches by the worker
+
     assert out["event_kind"] == "interaction_edit" and out["content"].startswith("3 dice (10-again)")
     assert delivery.ok and delivery.status == 200 and delivery.response == {"type": 5}
     assert delivery.elapsed_s is not None and delivery.elapsed_s < 3.0
     assert record.callback == {"type": 5} and len(record.edits) == 1
     assert invalid == []  # the edit validated against Discord's OpenAPI description
 
-    finished = spans.get_finished_spans()
-    root = by_name(finished, "discord.command")
-    trace = [s for s in finished if s.context.trace_id == root.context.trace_id]
-    assert root.kind is SpanKind.SERVER and root.parent is None and root.attributes["faas.trigger"] == "http"
-    producer, process = by_name(trace, "cmd-roll send"), by_name(trace, "cmd-roll process")
-    assert producer.parent.span_id == root.context.span_id
-    assert process.parent.span_id == producer.context.span_id
-    assert by_name(trace, "roll").parent.span_id == process.context.span_id
-    send = by_name(trace, "discord.send_response")
-    patch = [s for s in trace if s.parent is not None and s.parent.span_id == send.context.span_id]
-    assert [s.kind for s in patch] == [SpanKind.CLIENT]
-    assert all(s.attributes["app.command"] == "roll" for s in trace)
+    finished = _spans(trace_file)
+    root = _by_name(finished, "discord.command")
+    trace = [s for s in finished if s["trace_id"] == root["trace_id"]]
+    assert root["kind"] == "SERVER" and root["parent_span_id"] is None and root["attributes"]["faas.trigger"] == "http"
+    producer, process = _by_name(trace, "cmd-roll send"), _by_name(trace, "cmd-roll process")
+    assert producer["parent_span_id"] == root["span_id"]
+    assert process["parent_span_id"] == producer["span_id"]
+    assert _by_name(trace, "roll")["parent_span_id"] == process["span_id"]
+    send = _by_name(trace, "discord.send_response")
+    patch = [s for s in trace if s["parent_span_id"] == send["span_id"]]
+    assert [s["kind"] for s in patch] == ["CLIENT"]
+    assert all(s["attributes"]["app.command"] == "roll" for s in trace)
 
     token = sent["token"]
-    dumped = json.dumps([{"n": s.name, "a": dict(s.attributes or {}), "e": [dict(e.attributes or {})
-                                                                             for e in s.events]}
+    dumped = json.dumps([{"n": s["name"], "a": s["attributes"], "e": [e["attributes"] for e in s["events"]]}
                          for s in finished], default=str)
     assert token not in dumped and token[:40] not in dumped
     assert token[:40] not in caplog.text
 
 
-async def test_unknown_commands_are_answered_at_once_and_only_to_the_user(settings: Settings) -> None:
-    async with DiscordEmulator() as emu, gateway_less_bot(settings, emu) as url:
+async def test_unknown_commands_are_answered_at_once_and_only_to_the_user(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    async with DiscordEmulator() as emu, gateway_less_bot(settings, emu, tmp_path / "traces.jsonl") as url:
         await emu.set_interactions_endpoint(url)
         sent = emu.send_interaction("nope", {})
         out = await _answer(emu, sent["id"], timeout=10)
@@ -203,8 +203,12 @@ async def test_a_late_or_wrong_answer_fails_the_interaction() -> None:
     assert problems == [["response type 7 is not valid for interaction type 2"], ["no answer within 0.5 s"]]
 
 
-async def test_the_control_api_sets_and_shows_the_endpoint(settings: Settings) -> None:
-    async with DiscordEmulator() as emu, gateway_less_bot(settings, emu) as url, aiohttp.ClientSession() as http:
+async def test_the_control_api_sets_and_shows_the_endpoint(settings: Settings, tmp_path: Path) -> None:
+    async with (
+        DiscordEmulator() as emu,
+        gateway_less_bot(settings, emu, tmp_path / "traces.jsonl") as url,
+        aiohttp.ClientSession() as http,
+    ):
         control = f"{emu.base_url}/_emulator/interactions-endpoint"
         async with http.put(control, json={"url": "ftp://nope"}) as response:
             assert response.status == 400

@@ -61,7 +61,8 @@ function waterfall(t, colors) {
       title="${esc(e.name)} at ${fmtMs(e.offset_ms)}"></i>`).join("");
     return `<div class="wf-row ${r.error ? "err" : ""}" data-i="${i}">
       <div class="wf-name" style="padding-left:${10 + r.depth * 16}px" title="${esc(r.service)}">
-        <i class="svc" style="background:${colors[r.service]}"></i><span>${esc(r.name)}</span>${r.error ? '<b class="bang">!</b>' : ""}</div>
+        <i class="svc" style="background:${colors[r.service]}"></i><span>${esc(r.name)}</span>${r.error ? '<b class="bang">!</b>' : ""}${
+          (r.links || []).map((l) => `<a class="span-link" data-link href="/trace/${esc(l.trace_id)}" title="linked trace ${esc(l.trace_id)}">&#8599; linked</a>`).join("")}</div>
       <div class="wf-track"><div class="wf-bar" style="left:${left}%;width:${width}%;background:${colors[r.service]}"></div>
         <span ${label}>${fmtMs(r.duration_ms)}</span>${events}</div></div>`;
   }).join("");
@@ -90,6 +91,10 @@ function detail(r) {
     <h3>Attributes <span class="muted">${keys.length}</span></h3>
     <table class="attrs">${keys.map((k) => `<tr class="${FIRST_ATTRS.includes(k) ? "key" : ""}"><th>${esc(k)}</th>
       <td>${esc(fmtValue(r.attributes[k]))}</td></tr>`).join("")}</table>
+    ${(r.links || []).length ? `<h3>Links <span class="muted">${r.links.length}</span></h3>${r.links.map((l) => `
+      <div class="event"><a class="span-link" data-link href="/trace/${esc(l.trace_id)}">trace ${esc(l.trace_id)}</a>
+      <span class="muted">span ${esc(l.span_id)}</span>
+      <table class="attrs">${Object.entries(l.attributes).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(fmtValue(v))}</td></tr>`).join("")}</table></div>`).join("")}` : ""}
     ${r.events.length ? `<h3>Events <span class="muted">${r.events.length}</span></h3>${r.events.map((e) => `
       <div class="event ${eventClass(e.name)}"><div><b>${esc(e.name)}</b> <span class="muted">+${fmtMs(e.offset_ms)}</span></div>
       <table class="attrs">${Object.entries(e.attributes).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(fmtValue(v))}</td></tr>`).join("")}</table></div>`).join("")}` : ""}`;

@@ -220,3 +220,12 @@ def test_odd_but_parseable_spans_never_break_a_page() -> None:
     out = agg.waterfall("ab", odd)
     assert [r["depth"] for r in out["spans"]] == [0, 1] and out["spans"][1]["events"][0]["name"] == 3
     assert agg.bubbleup([s], agg.TraceFilter())["selected"] == 1
+
+
+def test_waterfall_carries_span_links_to_the_other_trace() -> None:
+    spans = make_trace("ping", 1_000 * MS)
+    linked = "ab" * 16
+    spans[0]["links"] = [{"trace_id": linked, "span_id": "cd" * 8, "attributes": {"app.link.reason": "created_by"}}]
+    rows = agg.waterfall(spans[0]["trace_id"], spans)["spans"]
+    links = [link for row in rows for link in row["links"]]
+    assert links == [{"trace_id": linked, "span_id": "cd" * 8, "attributes": {"app.link.reason": "created_by"}}]
