@@ -30,13 +30,14 @@ from bench import (
     shards,
     throughput,
     tracing_overhead,
+    worker,
 )
 from bench.common import RESULTS_DIR, Context, Row, format_table, machine, write_json
 from localdev.azurite import Azurite
 
 BENCHMARKS: dict[str, ModuleType] = {
     m.NAME: m for m in (hop, human_paced, ingest, shards, coldstart, interactions, tracing_overhead, memory,
-                        throughput, scaling)
+                        throughput, scaling, worker)
 }
 
 
