@@ -76,6 +76,9 @@ class FunctionsHost:
         self.lease = lease
         self.only = only
         self.channel = WorkerChannel(app, dict(os.environ if worker_env is None else worker_env))
+        self.channel.on_exit = lambda generation, code: self.replace_worker(generation, f"it exited (code {code})")
+        self._restarting: asyncio.Task[None] | None = None
+        self.worker_restarts = 0
         self.functions: list[QueueFunction] = []
         self.http_functions: list[HttpFunction] = []
         self._client: QueueServiceClient | None = None
@@ -104,8 +107,7 @@ class FunctionsHost:
                     f"function {f.name}: connection {f.connection!r} is not supported locally; "
                     f"use {DEFAULT_CONNECTION!r}"
                 )
-        for selected in [f.indexed for f in self.functions] + [f.indexed for f in self.http_functions]:
-            await self.channel.load(selected)
+        await self.channel.load_all([f.indexed for f in self.functions] + [f.indexed for f in self.http_functions])
 
     async def start(self) -> None:
         """Start the worker, index, create missing trigger queues and start polling. Storage being
@@ -113,9 +115,10 @@ class FunctionsHost:
         await self._index()
         timeout = self.config.function_timeout
         if self.http_functions:
-            self.http = HttpServer(
-                [(f, Invoker(self.channel, f.indexed, f.arg_name, timeout)) for f in self.http_functions],
-                self.settings.functions_http_port, route_prefix=self.config.http_route_prefix)
+            invokers = [(f, Invoker(self.channel, f.indexed, f.arg_name, timeout, self._timed_out))
+                        for f in self.http_functions]
+            self.http = HttpServer(invokers, self.settings.functions_http_port,
+                                   route_prefix=self.config.http_route_prefix)
             await self.http.start()
         client = self._client = async_service_client(self.settings.storage)
         for f in self.functions:
@@ -125,7 +128,7 @@ class FunctionsHost:
             poison = client.get_queue_client(
                 poison_queue_name(f.queue_name), message_encode_policy=None, message_decode_policy=None
             )
-            invoker = Invoker(self.channel, f.indexed, f.arg_name, timeout)
+            invoker = Invoker(self.channel, f.indexed, f.arg_name, timeout, self._timed_out)
             self.workers[f.name] = QueueWorker(invoker, queue, poison, self.config.queues, lease=self.lease)
         # All at once, bounded: storage that is slow or down must not hold start-up (or SIGTERM) for long.
         results = await asyncio.gather(
@@ -150,6 +153,33 @@ class FunctionsHost:
             _log.info("  %s", line)
         self.ready.set()
 
+    def _timed_out(self, generation: int) -> None:
+        self.replace_worker(generation, "a function ran past functionTimeout")
+
+    def replace_worker(self, generation: int, reason: str) -> None:
+        """Start a new worker in place of worker ``generation`` (once, however many ask), as the real
+        host does when its worker dies or a function times out: what ran there is lost (its messages
+        reappear and are retried); the new worker indexes the app and loads the same functions."""
+        if self._stop.is_set() or generation != self.channel.generation:
+            return
+        if self._restarting is not None and not self._restarting.done():
+            return
+        _log.warning("restarting the language worker (pid %s): %s", self.channel.pid, reason)
+        self._restarting = asyncio.create_task(self._restart(), name="worker-restart")
+
+    async def _restart(self) -> None:
+        for attempt in range(1, 4):
+            try:
+                await self.channel.restart()
+            except WorkerError as exc:
+                _log.error("language worker restart %d/3 failed: %s", attempt, exc)
+                await asyncio.sleep(attempt)
+                continue
+            self.worker_restarts += 1
+            _log.info("language worker restarted (pid %s)", self.channel.pid)
+            return
+        _log.error("the language worker could not be restarted; invocations fail until this host is restarted")
+
     async def stop(self) -> None:
         """Stop receiving, drain in-flight invocations (bounded), release the rest, close clients."""
         self._stop.set()
@@ -161,6 +191,9 @@ class FunctionsHost:
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self._restarting is not None:
+            self._restarting.cancel()
+            await asyncio.gather(self._restarting, return_exceptions=True)
         await self.channel.stop()
         if self._started_at is not None:
             polls = sum(w.polls for w in self.workers.values())

@@ -13,13 +13,13 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from azure.storage.queue import QueueMessage as StorageQueueMessage
 
-from localdev.functions_host.worker_channel import IndexedFunction, WorkerChannel
+from localdev.functions_host.worker_channel import IndexedFunction, WorkerChannel, WorkerError
 from localdev.functions_rpc import protos
 
 
@@ -73,21 +73,33 @@ def host_trace_context(function_name: str, traceparent: str = "") -> Any:
 
 
 class Invoker:
-    """Invokes one function through the worker channel."""
+    """Invokes one function through the worker channel (whichever worker it has at the time)."""
 
     def __init__(self, channel: WorkerChannel, function: IndexedFunction, arg_name: str,
-                 timeout: timedelta | None) -> None:
+                 timeout: timedelta | None, on_timeout: Callable[[int], None] | None = None) -> None:
+        """``on_timeout(generation)``: called when an invocation outlives ``timeout`` in worker
+        ``generation`` (the host then replaces that worker, as the real host does)."""
         self.channel = channel
-        self.function = function
         self.name = function.name
         self._arg_name = arg_name
         self._timeout = timeout.total_seconds() if timeout is not None else None
+        self._on_timeout = on_timeout
 
     async def __call__(self, data: Any, trigger_metadata: Mapping[str, Any] | None = None,
                        traceparent: str = "") -> Any:
         """The function's return value as TypedData (None when it returned nothing). Raises
         FunctionFailed with what the function raised, TimeoutError past functionTimeout."""
         binding = protos().ParameterBinding(name=self._arg_name, data=data)
-        response = await self.channel.invoke(self.function, [binding], trigger_metadata or {},
-                                             host_trace_context(self.name, traceparent), self._timeout)
+        await self.channel.ready.wait()  # a worker being replaced: wait for the new one
+        generation = self.channel.generation
+        function = self.channel.loaded.get(self.name)
+        if function is None:
+            raise WorkerError(f"function {self.name} is not loaded in any worker")
+        try:
+            response = await self.channel.invoke(function, [binding], trigger_metadata or {},
+                                                 host_trace_context(self.name, traceparent), self._timeout)
+        except TimeoutError:
+            if self._on_timeout is not None:
+                self._on_timeout(generation)
+            raise
         return response.return_value if response.HasField("return_value") else None

@@ -4,6 +4,7 @@
     functions = await channel.start()        # StartStream, WorkerInitRequest (indexes), FunctionsMetadataRequest
     await channel.load(functions[0])          # FunctionLoadRequest
     response = await channel.invoke(fn, input_data, trigger_metadata, trace_context)   # InvocationRequest
+    await channel.restart()                   # a new worker: re-indexed, the same functions loaded
     await channel.stop()                      # WorkerTerminate, then the process is ended
 
 The host serves ``FunctionRpc.EventStream`` on a loopback port and starts
@@ -24,7 +25,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,15 +114,24 @@ class WorkerChannel:
         self.script_file = app.script_file
         self._env = dict(env)
         self._startup_timeout = startup_timeout
-        self.worker_id = str(uuid.uuid4())
         self._p = protos()
         self._server: grpc.aio.Server | None = None
         self._process: asyncio.subprocess.Process | None = None
+        self._exited: asyncio.Task[None] | None = None
+        self.generation = 0  # +1 per worker process started
+        self.loaded: dict[str, IndexedFunction] = {}  # by function name: what load() loaded
+        self.on_exit: Callable[[int, int], None] | None = None  # (generation, exit code) of a worker that died
+        self.ready = asyncio.Event()  # set while a worker has its functions loaded (clear during a restart)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh per-worker state: a new worker id, stream queue and pending requests."""
+        self.worker_id = str(uuid.uuid4())
         self._outgoing: asyncio.Queue[Any] = asyncio.Queue()
         self._pending: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._connected = asyncio.Event()
-        self._exited: asyncio.Task[None] | None = None
-        self.functions_by_id: dict[str, IndexedFunction] = {}
+        self._closed: WorkerError | None = None  # set once the worker is gone: requests fail at once
+        self._stopping = False
 
     @property
     def pid(self) -> int | None:
@@ -129,8 +139,9 @@ class WorkerChannel:
 
     # -- the stream -------------------------------------------------------------------------------
 
-    async def _event_stream(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-        reader = asyncio.create_task(self._read(requests))
+    async def _event_stream(self, requests: AsyncIterator[Any], context: Any,
+                            generation: int) -> AsyncIterator[Any]:
+        reader = asyncio.create_task(self._read(requests, generation))
         try:
             while True:
                 message = await self._outgoing.get()
@@ -140,12 +151,14 @@ class WorkerChannel:
         finally:
             reader.cancel()
 
-    async def _read(self, requests: AsyncIterator[Any]) -> None:
+    async def _read(self, requests: AsyncIterator[Any], generation: int) -> None:
         try:
             async for message in requests:
-                self._on_message(message)
+                if generation == self.generation:  # a replaced worker's last words are not for this one
+                    self._on_message(message)
         finally:
-            self._fail_pending(WorkerError("the worker closed its stream"))
+            if generation == self.generation:
+                self._close(WorkerError("the worker closed its stream"))
 
     def _on_message(self, message: Any) -> None:
         kind = message.WhichOneof("content")
@@ -175,13 +188,18 @@ class WorkerChannel:
             text = f"{text}\n{record.exception.stack_trace.rstrip()}"
         logger.log(level, "%s", text)
 
-    def _fail_pending(self, error: Exception) -> None:
+    def _close(self, error: WorkerError) -> None:
+        """The worker is gone: what waits for it fails, and so does everything asked of it later."""
+        if self._closed is None:
+            self._closed = error
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
 
     async def _request(self, response_kind: str, key: str, timeout: float | None, **content: Any) -> Any:
+        if self._closed is not None:
+            raise self._closed
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[(response_kind, key)] = future
         self._outgoing.put_nowait(self._p.StreamingMessage(request_id=str(uuid.uuid4()), **content))
@@ -194,9 +212,17 @@ class WorkerChannel:
 
     async def start(self) -> list[IndexedFunction]:
         """Start the worker and index the app. Raises WorkerError with the worker's reason."""
+        self._reset()
+        self.generation += 1
         p = self._p
+        generation = self.generation
+
+        async def event_stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+            async for message in self._event_stream(requests, context, generation):  # bound to this worker
+                yield message
+
         handler = grpc.method_handlers_generic_handler(SERVICE, {"EventStream": grpc.stream_stream_rpc_method_handler(
-            self._event_stream, request_deserializer=p.StreamingMessage.FromString,
+            event_stream, request_deserializer=p.StreamingMessage.FromString,
             response_serializer=p.StreamingMessage.SerializeToString)})
         self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", 2**31 - 1),
                                                 ("grpc.max_send_message_length", 2**31 - 1)])
@@ -210,7 +236,7 @@ class WorkerChannel:
             sys.executable, "-m", "localdev.functions_worker", "--host", "127.0.0.1", "--port", str(port),
             "--workerId", self.worker_id, "--requestId", str(uuid.uuid4()),
             "--grpcMaxMessageLength", str(2**31 - 1), cwd=str(self.app_dir), env=env)
-        self._exited = asyncio.create_task(self._watch_exit(self._process))
+        self._exited = asyncio.create_task(self._watch_exit(self._process, self.generation))
         try:
             await asyncio.wait_for(self._wait_connected(), self._startup_timeout)
             init = await self._request("worker_init_response", "", self._startup_timeout,
@@ -232,7 +258,6 @@ class WorkerChannel:
             raise
         functions = [IndexedFunction(m.function_id, m.name, tuple(json.loads(b) for b in m.raw_bindings), m)
                      for m in meta.function_metadata_results]
-        self.functions_by_id = {f.function_id: f for f in functions}
         return functions
 
     async def _wait_connected(self) -> None:
@@ -243,9 +268,11 @@ class WorkerChannel:
             waiter.cancel()
             raise WorkerError("the worker exited before connecting")
 
-    async def _watch_exit(self, process: asyncio.subprocess.Process) -> None:
+    async def _watch_exit(self, process: asyncio.subprocess.Process, generation: int) -> None:
         code = await process.wait()
-        self._fail_pending(WorkerError(f"the worker process exited (code {code})"))
+        self._close(WorkerError(f"the worker process exited (code {code})"))
+        if not self._stopping and self.on_exit is not None:
+            self.on_exit(generation, code)
 
     async def load(self, function: IndexedFunction) -> None:
         response = await self._request("function_load_response", function.function_id, self._startup_timeout,
@@ -253,6 +280,7 @@ class WorkerChannel:
                                            function_id=function.function_id, metadata=function.metadata))
         if (reason := _failure(response.result)) is not None:
             raise WorkerError(f"function {function.name}: {reason}")
+        self.loaded[function.name] = function
 
     async def invoke(self, function: IndexedFunction, input_data: list[Any], trigger_metadata: Mapping[str, Any],
                      trace_context: Any, timeout: float | None = None) -> Any:
@@ -268,8 +296,32 @@ class WorkerChannel:
             raise FunctionFailed(response.result.exception)
         return response
 
+    async def load_all(self, functions: list[IndexedFunction]) -> None:
+        """Load these functions (all at once, as the real host's FunctionLoadRequestCollection does)
+        and mark the channel ready for invocations."""
+        self.loaded = {}
+        await asyncio.gather(*(self.load(f) for f in functions))
+        self.ready.set()
+
+    async def restart(self) -> None:
+        """End this worker (if still there) and start a new one with the same functions loaded, as the
+        real host does after a worker crash or a function timeout. Invocations wait for it (``ready``);
+        if it fails (WorkerError), they fail at once."""
+        names = list(self.loaded)
+        self.ready.clear()
+        try:
+            await self.stop(grace=1.0)
+            by_name = {f.name: f for f in await self.start()}
+            missing = [name for name in names if name not in by_name]
+            if missing:
+                raise WorkerError(f"functions {', '.join(missing)} are gone from the app after the restart")
+            await self.load_all([by_name[name] for name in names])
+        finally:
+            self.ready.set()
+
     async def stop(self, grace: float = 5.0) -> None:
         """Ask the worker to stop (WorkerTerminate), wait ``grace`` seconds, then end it."""
+        self._stopping = True
         process = self._process
         if process is not None and process.returncode is None:
             with contextlib.suppress(Exception):

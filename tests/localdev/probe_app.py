@@ -62,6 +62,7 @@ def _record(fn: str, msg: func.QueueMessage, context: func.Context | None) -> st
         "invocation_id": context.invocation_id if context is not None else None,
         "trace_parent": context.trace_context.trace_parent if context is not None else None,
         "at": time.time(),
+        "pid": os.getpid(),  # which worker process ran it
     }
     fd = os.open(CALLS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

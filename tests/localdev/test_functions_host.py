@@ -203,6 +203,38 @@ async def test_function_timeout_counts_as_failure(
     assert [c["dequeue_count"] for c in probe.calls] == [1, 2]
 
 
+
+async def test_a_timed_out_function_gets_a_new_worker_and_the_retry_runs_there(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe
+):
+    name = next(queue_names)
+    config = replace(with_queues(FAST, max_dequeue_count=3), function_timeout=timedelta(seconds=1))
+    async with running(probe.env(settings, queue=name), settings, config) as host, queue(azurite, name) as q:
+        first_pid = host.channel.pid
+        await q.send_message("block")  # a sync function: only ending its worker stops it
+        await eventually(lambda: host.worker_restarts == 1, timeout=20)
+        assert host.channel.pid != first_pid and not worker_alive(first_pid)
+        probe.release()
+        await eventually(lambda: len(probe.calls) >= 2 and host.workers["fn"].in_flight == 0, timeout=20)
+        assert await message_count(q) == 0
+    first, second = probe.calls[:2]
+    assert (first["dequeue_count"], second["dequeue_count"]) == (1, 2)
+    assert first["pid"] == first_pid and second["pid"] != first_pid
+
+
+async def test_a_worker_that_dies_is_replaced_and_serving_goes_on(
+    azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe
+):
+    name = next(queue_names)
+    async with running(probe.env(settings, queue=name), settings) as host, queue(azurite, name) as q:
+        dead = host.channel.pid
+        assert dead is not None
+        os.kill(dead, signal.SIGKILL)
+        await eventually(lambda: host.worker_restarts == 1, timeout=20)
+        await q.send_message("after the crash")
+        await eventually(lambda: probe.bodies == ["after the crash"], timeout=20)
+        assert probe.calls[0]["pid"] == host.channel.pid != dead
+
 @pytest.mark.parametrize("is_async", [True, False], ids=["async", "sync"])
 async def test_batch_size_bounds_concurrency(
     azurite: Azurite, settings: Settings, queue_names: Iterator[str], probe: Probe, is_async: bool
