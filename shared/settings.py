@@ -91,6 +91,9 @@ class Settings:
     listener_buffer_capacity: int = 1000
     discord_public_key: bytes | None = None  # Ed25519 verify key of the application (interactions endpoint)
     functions_http_port: int = 7071  # the local functions host's HTTP port (Core Tools' default; 0 = any free)
+    redis_url: Secret | None = None  # shared rate-limit coordination (shared/discord_limits.py); may hold a password
+    discord_global_rate_limit: int = 50  # the bot's global REST budget, requests per second
+    discord_invalid_request_limit: int = 2500  # invalid requests (401/403/429) per 10 min before pausing typing/sync
 
     @property
     def exporters_configured(self) -> bool:
@@ -193,6 +196,17 @@ def _public_key(values: Mapping[str, str]) -> bytes | None:
     return key
 
 
+def _redis_url(values: Mapping[str, str]) -> Secret | None:
+    """REDIS_URL: redis:// or rediss:// (the value may carry a password: never echoed)."""
+    raw = values.get("REDIS_URL", "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise SettingsError("REDIS_URL: expected redis://host:port/db or rediss://host:port (value not shown)")
+    return Secret(raw)
+
+
 def _azure_resource(values: Mapping[str, str]) -> dict[str, str]:
     """Resource attributes the Functions/App Service platform exposes as app settings."""
     out: dict[str, str] = {}
@@ -258,4 +272,7 @@ def load_settings(
         listener_buffer_capacity=_bounded_int(values, "LISTENER_BUFFER_CAPACITY", 1000, 1, 1_000_000),
         discord_public_key=_public_key(values),
         functions_http_port=_bounded_int(values, "FUNCTIONS_HTTP_PORT", 7071, 0, 65535),  # 0: any free port
+        redis_url=_redis_url(values),
+        discord_global_rate_limit=_bounded_int(values, "DISCORD_GLOBAL_RATE_LIMIT", 50, 1, 100_000),
+        discord_invalid_request_limit=_bounded_int(values, "DISCORD_INVALID_REQUEST_LIMIT", 2500, 1, 9_999),
     )
