@@ -141,7 +141,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local start = tonumber(redis.call('GET', KEYS[1]) or '0')
 if start < now then start = now end
-redis.call('SET', KEYS[1], string.format('%.0f', start + ARGV[1]), 'PX', math.ceil((start + ARGV[1] - now) / 1000) + 1000)
+local nxt = start + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1000)
 return math.ceil(start - now)
 """
 
@@ -275,7 +276,8 @@ class SharedLimits:
         if result is not None:
             self._note_invalid(int(result))
 
-    def identify_wait(self, shard_id: int, max_concurrency: int, interval_s: float = IDENTIFY_INTERVAL_S) -> float | None:
+    def identify_wait(self, shard_id: int, max_concurrency: int,
+                      interval_s: float = IDENTIFY_INTERVAL_S) -> float | None:
         """Seconds before shard ``shard_id`` may IDENTIFY (its slot reserved); None when Redis is away."""
         mc = max(1, max_concurrency)
         key = f"{self._identify_prefix}{mc}:{shard_id % mc}"
