@@ -194,7 +194,7 @@ class DiscordRest:
             grant = self._shared.acquire(route.name, route.major)
             if grant.wait_s > 0:
                 with self._tracer.start_as_current_span("discord.ratelimit.wait", attributes={
-                    "discord.ratelimit.scope": grant.scope, "discord.ratelimit.bucket": route.template,
+                    "discord.ratelimit.scope": grant.scope, "discord.ratelimit.bucket": route.name,
                     "discord.ratelimit.wait_ms": round(grant.wait_s * 1000, 2), **grant.span_attributes()}):
                     waited = self._wait(route, grant.wait_s, waited,
                                         f"shared {grant.scope} rate limit: {grant.wait_s:.2f}s")
