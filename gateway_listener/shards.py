@@ -22,6 +22,7 @@ from enum import Enum
 from shared.discord_limits import SharedLimits
 
 IDENTIFY_INTERVAL_S = 5.0
+SHARED_MARGIN_S = 0.5  # across processes: room for one process's connect being slower than another's
 
 
 class IdentifyGate:
@@ -47,7 +48,7 @@ class IdentifyGate:
         async with self._locks.setdefault(bucket, asyncio.Lock()):
             if self.shared is not None:
                 wait = await asyncio.to_thread(self.shared.identify_wait, shard_id, self.max_concurrency,
-                                               self._interval)
+                                               self._interval + SHARED_MARGIN_S)
                 if wait is not None:  # None: Redis is away, pace this process alone
                     if wait > 0:
                         await self._sleep(wait)
