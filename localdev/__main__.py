@@ -1,7 +1,8 @@
 """``python -m localdev``: the whole bot on one machine.
 
-Starts Azurite, a redis-server (REDIS_URL, unless set or --no-redis), the listener and the function app under the local scale controller; with
-no DISCORD_TOKEN it also runs the Discord emulator and a chat prompt where you type
+Starts Azurite, a redis-server (REDIS_URL, unless set or --no-redis), the listener and the
+function app under the local scale controller; with no DISCORD_TOKEN it also runs the Discord
+emulator and a chat prompt where you type
 ``!ping`` as a user. ``--shards N`` runs N listener processes, one shard each (the emulator
 then has a guild per shard; the prompt's ``:guild`` switches between them). Each function
 scales on its own like on Flex Consumption: an instance starts when a command is waiting
