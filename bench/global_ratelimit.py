@@ -34,6 +34,19 @@ from shared.settings import Secret
 NAME = "global_ratelimit"
 BUDGET = 50  # requests/s: the emulator's global limit and DISCORD_GLOBAL_RATE_LIMIT
 FACT = json.dumps({"fact": "Cats have five toes on their front paws.", "length": 40}).encode()
+METRICS = (
+    "429s received",
+    "global 429s received",
+    "invalid requests counted",
+    "REST requests accepted/s during burst",
+    "replies/s during burst",
+    "reply time p50",
+    "reply time p99",
+    "replies lost",
+    "replies doubled",
+    "shared limiter per REST call p50",
+    "shared limiter per REST call p99",
+)
 CONTROLLER_ARGS = ["--always-ready", "catfact=4,ping=1", "--max-instances", "4", "--idle-timeout", "600"]
 
 
