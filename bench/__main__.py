@@ -21,6 +21,7 @@ from types import ModuleType
 
 from bench import (
     coldstart,
+    global_ratelimit,
     hop,
     human_paced,
     ingest,
@@ -37,7 +38,7 @@ from localdev.azurite import Azurite
 
 BENCHMARKS: dict[str, ModuleType] = {
     m.NAME: m for m in (hop, human_paced, ingest, shards, coldstart, interactions, tracing_overhead, memory,
-                        throughput, scaling, worker)
+                        throughput, scaling, worker, global_ratelimit)
 }
 
 

@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from function_runtime.discord_ratelimit import RateLimiter, RateLimitHeaders, Wait
 from function_runtime.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
+from shared.discord_limits import Grant, SharedLimits
 from shared.settings import Secret
 from shared.useragent import user_agent as discord_user_agent
 
@@ -84,8 +85,11 @@ class DiscordRest:
         user_agent: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         ratelimiter: RateLimiter | None = None,
+        shared_limits: SharedLimits | None = None,
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
+        """``shared_limits``: the bot's limits on Redis (REDIS_URL), shared with every other
+        process; ``ratelimiter`` (this process's) is then the fallback while Redis is away."""
         self._base = base_url.rstrip("/")
         parts = urlsplit(self._base)
         self._host = parts.hostname or ""
@@ -100,6 +104,7 @@ class DiscordRest:
         self._clock = clock
         self._user_agent = user_agent or discord_user_agent("discord")
         self._limiter = ratelimiter or _shared_limiter(self._base, token)
+        self._shared = shared_limits
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._random = random.Random()
         _install_urllib3_redaction()
@@ -155,10 +160,13 @@ class DiscordRest:
         waited = 0.0
         failures = limited = attempt = 0
         while True:
-            pre_wait = self._limiter.wait_needed(route.template, route.major, self._clock())
+            waited, grant = self._pace_shared(route, waited)
+            pre_wait = None
+            if grant is None or grant.fallback:
+                pre_wait = self._limiter.wait_needed(route.template, route.major, self._clock())
             if pre_wait is not None:
                 waited = self._wait(route, pre_wait.seconds, waited, f"rate limit resets in {pre_wait.seconds:.1f}s")
-            outcome = self._attempt(route, body, attempt, failures, pre_wait)
+            outcome = self._attempt(route, body, attempt, failures, pre_wait, grant)
             attempt += 1
             if isinstance(outcome, dict):
                 return outcome
@@ -174,6 +182,33 @@ class DiscordRest:
                     )
             waited = self._wait(route, outcome.delay, waited, f"{outcome.reason}; retrying in {outcome.delay:.1f}s")
 
+    def _pace_shared(self, route: _Route, waited: float) -> tuple[float, Grant | None]:
+        """Wait for the bot's shared budget: the route's bucket, then a global slot.
+
+        Each wait is a ``discord.ratelimit.wait`` span (scope ``bucket`` or ``global``), so a slow
+        reply shows whether our own pacing held it. Interaction webhooks are outside Discord's
+        global limit (and their buckets are per token): they do not take part.
+        """
+        if self._shared is None or not route.bot_auth:
+            return waited, None
+        while True:
+            grant = self._shared.acquire(route.name, route.major)
+            if grant.wait_s > 0:
+                with self._tracer.start_as_current_span("discord.ratelimit.wait", attributes={
+                    "discord.ratelimit.scope": grant.scope, "discord.ratelimit.bucket": route.name,
+                    "discord.ratelimit.wait_ms": round(grant.wait_s * 1000, 2), **grant.span_attributes()}):
+                    waited = self._wait(route, grant.wait_s, waited,
+                                        f"shared {grant.scope} rate limit: {grant.wait_s:.2f}s")
+            if grant.scope != "bucket":
+                return waited, grant
+
+    def _observe(self, route: _Route, status: int, info: RateLimitHeaders, *, retry_after: float | None = None,
+                 is_global: bool = False) -> None:
+        if self._shared is not None and route.bot_auth:
+            self._shared.observe(route.name, route.major, status, bucket=info.bucket, remaining=info.remaining,
+                                 reset_after=info.reset_after, retry_after=retry_after, is_global=is_global,
+                                 scope=info.scope)
+
     def _wait(self, route: _Route, seconds: float, waited: float, why: str) -> float:
         """Sleep ``seconds`` unless that passes the wait budget (then raise); the new total waited."""
         if waited + seconds > self._max_total_wait:
@@ -185,7 +220,8 @@ class DiscordRest:
         return waited + seconds
 
     def _attempt(
-        self, route: _Route, body: dict[str, Any], attempt: int, failures: int, pre_wait: Wait | None
+        self, route: _Route, body: dict[str, Any], attempt: int, failures: int, pre_wait: Wait | None,
+        grant: Grant | None = None,
     ) -> dict | _Retry:
         attributes: dict[str, str | int | float] = {
             "http.request.method": route.method,
@@ -204,6 +240,8 @@ class DiscordRest:
             record_exception=False,  # requests' exceptions carry the URL, token included
             set_status_on_exception=False,
         ) as span:
+            if grant is not None:
+                span.set_attributes(grant.span_attributes())
             if pre_wait is not None:
                 span.add_event(
                     "discord.ratelimit.wait",
@@ -237,6 +275,8 @@ class DiscordRest:
         span.set_attributes(info.span_attributes())
         now = self._clock()
         self._limiter.update(route.template, route.major, info, now)
+        if status != 429:
+            self._observe(route, status, info)
         payload = _json(response)
         if 200 <= status < 300:
             if not isinstance(payload, dict):
@@ -283,6 +323,7 @@ class DiscordRest:
         scope = info.scope or ("global" if is_global else "user")
         span.add_event("discord.rate_limited", {"retry_after": retry_after, "global": is_global, "scope": scope})
         self._limiter.rate_limited(route.template, route.major, retry_after, is_global, now)
+        self._observe(route, 429, info, retry_after=retry_after, is_global=is_global)
         _log.warning(
             "Discord %s: rate limited (%s%s), retry after %.2fs",
             route.name,

@@ -85,12 +85,17 @@ class _FlagsOnFirstUse(FlagSource):
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    from shared.discord_limits import SharedLimits, log_if_unshared
+
+    # Flex Consumption (faas.name) and the local scale controller (faas.instance) run many instances.
+    log_if_unshared(settings, "this function app instance", more_than_one=bool(settings.azure_resource))
     http = TracedSession()
     http.headers["User-Agent"] = user_agent("external", settings.service_version)
     return Runtime(
         settings=settings,
         rest=DiscordRest(settings.discord_api_base_url, settings.discord_token,
-                         user_agent=user_agent("discord", settings.service_version)),
+                         user_agent=user_agent("discord", settings.service_version),
+                         shared_limits=SharedLimits.from_settings(settings)),
         http=http,
         flags=_FlagsOnFirstUse(settings),
         poison=_queue_poison_sink(settings),

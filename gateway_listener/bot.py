@@ -30,6 +30,7 @@ from gateway_listener.feedback import TypingIndicator
 from gateway_listener.parsing import parse_message
 from gateway_listener.settings import ShardPlan, format_shard_ids
 from gateway_listener.shards import IdentifyGate, ShardHealth, ShardState, ShardTracker
+from shared.discord_limits import SharedLimits, log_if_unshared
 from shared.envelope import MAX_ARGS_CHARS, Ids
 from shared.ingress import slash_incoming
 from shared.registry import COMMANDS
@@ -64,13 +65,15 @@ class ListenerBot(discord.AutoShardedClient):
         self.enqueuer = enqueuer
         self.sample_rate = sample_rate
         self.shard_plan = shards or ShardPlan()
-        self.identify_gate = IdentifyGate()
+        self.limits = SharedLimits.from_settings(settings)  # None without REDIS_URL: per process
+        self.identify_gate = IdentifyGate(shared=self.limits)
         self.tracker = ShardTracker()
         self._background: set[asyncio.Task[Any]] = set()
         self.ready_event = asyncio.Event()
         assert settings.discord_token is not None, "the listener needs a token"
         self.typing = TypingIndicator(settings.discord_api_base_url, settings.discord_token,
-                                      user_agent_header=user_agent("discord", settings.service_version))
+                                      user_agent_header=user_agent("discord", settings.service_version),
+                                      shared_limits=self.limits)
 
     async def setup_hook(self) -> None:
         # After login, before any shard connects: the shard count (for auto) and how fast to identify.
@@ -81,6 +84,7 @@ class ListenerBot(discord.AutoShardedClient):
         self.shard_count, self.shard_ids = count, list(ids)
         self.identify_gate.max_concurrency = max(1, int(limit.get("max_concurrency", 1)))
         self.tracker.expect(ids)
+        log_if_unshared(self.settings, "this listener", more_than_one=len(ids) < count)  # other processes own the rest
         if recommended > count:
             _log.warning("Discord recommends %d shards; running %d (DISCORD_SHARD_COUNT)", recommended, count)
         _log.info("shards %s of %d (identify max_concurrency %d)", format_shard_ids(ids), count,
@@ -116,7 +120,10 @@ class ListenerBot(discord.AutoShardedClient):
         self.ready_event.set()
 
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or (self.user is not None and message.author.id == self.user.id):
+        if self.user is not None and message.author.id == self.user.id:
+            self.typing.replied(str(message.channel.id))  # our reply ended "typing" there
+            return
+        if message.author.bot:
             return
         routed = parse_message(message.content, self.settings.bot_prefix)
         if routed is None:

@@ -11,6 +11,13 @@ message arrives). Each request is a ``discord.typing`` CLIENT span under the com
 
 Sent with the listener's own small aiohttp session rather than discord.py's HTTP client,
 which would wait out a 429 and retry.
+
+With ``REDIS_URL`` each request first takes a slot of the bot's shared budget
+(shared/discord_limits.py) as a *droppable* request: only a slot that is free right now, none
+while the invalid-request count is past its limit; a request that gets none is dropped
+(``app.typing.dropped``), so typing is the first thing to give way when the budget is tight.
+The per-channel cooldown ends when the bot's own message arrives in that channel
+(:meth:`TypingIndicator.replied`): a command sent right after a reply shows "typing" again.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import aiohttp
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from shared.discord_limits import SharedLimits
 from shared.settings import Secret
 from shared.useragent import user_agent
 
@@ -49,7 +57,9 @@ class TypingIndicator:
         cooldown_s: float = TYPING_COOLDOWN_S,
         timeout_s: float = TYPING_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
+        shared_limits: SharedLimits | None = None,
     ) -> None:
+        self._shared = shared_limits
         self._base = api_base_url.rstrip("/")
         self._headers = {"Authorization": f"Bot {token.reveal()}", "User-Agent": user_agent_header}
         self._cooldown = cooldown_s
@@ -79,6 +89,10 @@ class TypingIndicator:
         task.add_done_callback(self._tasks.discard)
         return True
 
+    def replied(self, channel_id: str) -> None:
+        """The bot's own message arrived in ``channel_id``: Discord hid the indicator, so end the cooldown."""
+        self._last.pop(channel_id, None)
+
     def _remember(self, channel_id: str, now: float) -> None:
         if len(self._last) >= MAX_TRACKED_CHANNELS:
             self._last = {c: t for c, t in self._last.items() if now - t < self._cooldown}
@@ -96,10 +110,20 @@ class TypingIndicator:
                                            attributes=attrs, record_exception=False,
                                            set_status_on_exception=False) as span:
             try:
+                major = f"channel:{channel_id}"
+                if self._shared is not None:
+                    grant = await asyncio.to_thread(self._shared.acquire, "POST " + TYPING_ROUTE, major,
+                                                    droppable=True)
+                    span.set_attributes(grant.span_attributes())
+                    if grant.dropped:
+                        span.set_attribute("app.typing.dropped", f"shared budget: {grant.dropped}")
+                        return
                 if self._session is None or self._session.closed:
                     self._session = aiohttp.ClientSession(timeout=self._timeout)
                 async with self._session.post(self._base + path, headers=self._headers) as resp:
                     span.set_attribute("http.response.status_code", resp.status)
+                    if self._shared is not None:
+                        await asyncio.to_thread(self._observe, major, resp)
                     if resp.status == 429:
                         span.set_attribute("app.typing.dropped", "rate limited (429): not retried")
                     elif resp.status >= 400:
@@ -110,6 +134,16 @@ class TypingIndicator:
                 span.set_attribute("error.type", type(exc).__name__)
                 _log.debug("typing indicator in %s failed: %s", channel_id, type(exc).__name__)
 
+    def _observe(self, major: str, resp: aiohttp.ClientResponse) -> None:
+        assert self._shared is not None
+        h = resp.headers
+        scope = h.get("X-RateLimit-Scope")
+        self._shared.observe("POST " + TYPING_ROUTE, major, resp.status, bucket=h.get("X-RateLimit-Bucket"),
+                             remaining=_number(h.get("X-RateLimit-Remaining"), int),
+                             reset_after=_number(h.get("X-RateLimit-Reset-After"), float),
+                             retry_after=_number(h.get("Retry-After"), float), scope=scope,
+                             is_global=h.get("X-RateLimit-Global") == "true" or scope == "global")
+
     async def close(self) -> None:
         """Let requests in flight finish (each is bounded by its timeout), then close the session."""
         if self._tasks:
@@ -117,3 +151,10 @@ class TypingIndicator:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _number(raw: str | None, kind: Callable[[str], Any]) -> Any:
+    try:
+        return kind(raw) if raw is not None else None
+    except ValueError:
+        return None

@@ -3,9 +3,10 @@
 discord.py's AutoShardedClient connects the owned shards one after another and calls
 ``before_identify_hook`` before every IDENTIFY (first ones and re-identifies alike);
 :class:`IdentifyGate` makes that wait follow Discord's ``session_start_limit``: one
-IDENTIFY per bucket (``shard_id % max_concurrency``) every 5 seconds. The gate is per
-process: processes that own different shard ranges share Discord's buckets without
-talking to each other, so start them a few seconds apart when max_concurrency is 1.
+IDENTIFY per bucket (``shard_id % max_concurrency``) every 5 seconds. With ``REDIS_URL`` the
+gate is shared by every listener process (a Lua script reserves each bucket's next start on
+Redis' clock: shared/discord_limits.py); without it, or while Redis is away, it is per process,
+and processes owning different shard ranges should start a few seconds apart.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from shared.discord_limits import SharedLimits
+
 IDENTIFY_INTERVAL_S = 5.0
+SHARED_MARGIN_S = 0.5  # across processes: room for one process's connect being slower than another's
 
 
 class IdentifyGate:
@@ -29,7 +33,9 @@ class IdentifyGate:
         interval_s: float = IDENTIFY_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        shared: SharedLimits | None = None,
     ) -> None:
+        self.shared = shared
         self.max_concurrency = max(1, max_concurrency)
         self._interval = interval_s
         self._clock, self._sleep = clock, sleep
@@ -40,6 +46,14 @@ class IdentifyGate:
         """Return when shard ``shard_id`` may IDENTIFY (and count it as identifying now)."""
         bucket = shard_id % self.max_concurrency
         async with self._locks.setdefault(bucket, asyncio.Lock()):
+            if self.shared is not None:
+                wait = await asyncio.to_thread(self.shared.identify_wait, shard_id, self.max_concurrency,
+                                               self._interval + SHARED_MARGIN_S)
+                if wait is not None:  # None: Redis is away, pace this process alone
+                    if wait > 0:
+                        await self._sleep(wait)
+                    self._last[bucket] = self._clock()
+                    return
             last = self._last.get(bucket)
             if last is not None and (delay := last + self._interval - self._clock()) > 0:
                 await self._sleep(delay)

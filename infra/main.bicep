@@ -74,6 +74,9 @@ param listenerCpu string = '0.25'
 @description('Memory per listener replica.')
 param listenerMemory string = '0.5Gi'
 
+@description('Create an Azure Managed Redis (Entra auth only) and set REDIS_URL on both apps, so every process shares Discord\'s rate limits. Turn on when more than one process sends to Discord at once (several function instances in bursts, or several listener shard processes); about USD 13/month (docs/performance.md).')
+param useRedis bool = false
+
 @description('Create an App Configuration store for feature flags (free tier) and point both apps at it.')
 param useAppConfiguration bool = false
 
@@ -180,6 +183,11 @@ module appConfig 'modules/appconfig.bicep' = if (useAppConfiguration) {
   params: { location: location, name: '${prefix}-flags-${suffix}', tags: tags, principalId: identity.outputs.principalId }
 }
 
+module redis 'modules/redis.bicep' = if (useRedis) {
+  name: 'redis'
+  params: { location: location, name: '${prefix}-redis-${suffix}', tags: tags, principalId: identity.outputs.principalId }
+}
+
 var secretUris = {
   minecraftRconPassword: vault.outputs.minecraftRconPasswordUri
   discordToken: vault.outputs.discordTokenUri
@@ -196,7 +204,8 @@ var baseSettings = {
   HONEYCOMB_API_ENDPOINT: honeycombApiEndpoint
 }
 var appConfigSettings = useAppConfiguration ? { AZURE_APPCONFIG_ENDPOINT: appConfig.outputs.endpoint } : {}
-var commonSettings = union(baseSettings, appConfigSettings)
+var redisSettings = useRedis ? { REDIS_URL: redis.outputs.url } : {}
+var commonSettings = union(baseSettings, appConfigSettings, redisSettings)
 // !remindme's table (identity-based) and !mc's Minecraft server: function app only.
 var reminderSettings = { AzureWebJobsStorage__tableServiceUri: reminders.outputs.tableEndpoint }
 var minecraftSettings = empty(minecraftRconAddress) ? {} : {

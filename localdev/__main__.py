@@ -1,7 +1,8 @@
 """``python -m localdev``: the whole bot on one machine.
 
-Starts Azurite, the listener and the function app under the local scale controller; with
-no DISCORD_TOKEN it also runs the Discord emulator and a chat prompt where you type
+Starts Azurite, a redis-server (REDIS_URL, unless set or --no-redis), the listener and the
+function app under the local scale controller; with no DISCORD_TOKEN it also runs the Discord
+emulator and a chat prompt where you type
 ``!ping`` as a user. ``--shards N`` runs N listener processes, one shard each (the emulator
 then has a guild per shard; the prompt's ``:guild`` switches between them). Each function
 scales on its own like on Flex Consumption: an instance starts when a command is waiting
@@ -84,6 +85,7 @@ async def run(args: argparse.Namespace) -> int:
         # On disk: queues (delayed reminders-due messages too) and the reminders table outlive a restart.
         azurite = stack.enter_context(Azurite(port=args.azurite_port, tables=True, location=storage_dir))
         env = {"AzureWebJobsStorage": azurite.connection_string}
+        redis_note = _start_redis(stack, env, settings, args.no_redis)
         if trace_file is not None:
             env["LOCAL_TRACE_FILE"] = str(trace_file)
         if not args.live_apis:
@@ -133,6 +135,7 @@ async def run(args: argparse.Namespace) -> int:
 
         print(f"Azurite          queues {azurite.queue_endpoint}, tables {azurite.table_endpoint} "
               f"(kept in {storage_dir}; --fresh-storage empties it)")
+        print(f"Redis            {redis_note}")
         if emulator:
             print(f"Discord emulator {emulator.base_url} (REST {emulator.api_url}, gateway {emulator.gateway_url})")
             print(f"                 guild {emulator.guild_id}, you = user {emulator.human_user_id} "
@@ -195,6 +198,21 @@ async def _connect(emulator: DiscordEmulator, endpoint: str | None, shards: int,
         await asyncio.sleep(0.2)
 
 
+def _start_redis(stack: contextlib.AsyncExitStack, env: dict[str, str], settings: Settings, off: bool) -> str:
+    """A local redis-server for the shared Discord rate limits (REDIS_URL), unless one is set or --no-redis."""
+    if settings.redis_url is not None:
+        return "REDIS_URL from your settings (shared rate limits)"
+    if off:
+        return "off (--no-redis): each process paces Discord's rate limits alone"
+    from localdev.redis_server import RedisServer, redis_server_binary
+
+    if redis_server_binary() is None:
+        return "off: redis-server is not installed (scripts/setup installs it); rate limits per process"
+    server = stack.enter_context(RedisServer())
+    env["REDIS_URL"] = server.url
+    return f"{server.url} (REDIS_URL: one Discord rate limit for every process)"
+
+
 def _controller_args(args: argparse.Namespace) -> list[str]:
     out = ["--idle-timeout", str(args.idle_timeout), "--status-file", str(SCALE_STATUS),
            "--log-dir", str(INSTANCE_LOGS)]
@@ -235,6 +253,8 @@ def main() -> int:
                         help="run N listener processes, one gateway shard each (default 1: one listener)")
     parser.add_argument("--http-interactions", action="store_true",
                         help="gateway-less: no listener; slash commands are POSTed to the interactions function")
+    parser.add_argument("--no-redis", action="store_true",
+                        help="no local redis-server: each process paces Discord's rate limits alone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -95,6 +95,9 @@ class Settings:
     functions_http_port: int = 7071  # the local functions host's HTTP port (Core Tools' default; 0 = any free)
     minecraft_rcon_address: tuple[str, int] | None = None  # !mc's server (host, RCON port)
     minecraft_rcon_password: Secret | None = None
+    redis_url: Secret | None = None  # shared rate-limit coordination (shared/discord_limits.py); may hold a password
+    discord_global_rate_limit: int = 50  # the bot's global REST budget, requests per second
+    discord_invalid_request_limit: int = 2500  # invalid requests (401/403/429) per 10 min before pausing typing/sync
 
     @property
     def exporters_configured(self) -> bool:
@@ -208,6 +211,15 @@ def _rcon_address(values: Mapping[str, str]) -> tuple[str, int] | None:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise SettingsError(f"MINECRAFT_RCON_ADDRESS: expected host:port, e.g. mc.example.com:25575, got {raw[:80]!r}")
     return host, int(port)
+def _redis_url(values: Mapping[str, str]) -> Secret | None:
+    """REDIS_URL: redis:// or rediss:// (the value may carry a password: never echoed)."""
+    raw = values.get("REDIS_URL", "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise SettingsError("REDIS_URL: expected redis://host:port/db or rediss://host:port (value not shown)")
+    return Secret(raw)
 
 
 def _azure_resource(values: Mapping[str, str]) -> dict[str, str]:
@@ -277,4 +289,7 @@ def load_settings(
         functions_http_port=_bounded_int(values, "FUNCTIONS_HTTP_PORT", 7071, 0, 65535),  # 0: any free port
         minecraft_rcon_address=_rcon_address(values),
         minecraft_rcon_password=_secret(values, "MINECRAFT_RCON_PASSWORD"),
+        redis_url=_redis_url(values),
+        discord_global_rate_limit=_bounded_int(values, "DISCORD_GLOBAL_RATE_LIMIT", 50, 1, 100_000),
+        discord_invalid_request_limit=_bounded_int(values, "DISCORD_INVALID_REQUEST_LIMIT", 2500, 1, 9_999),
     )

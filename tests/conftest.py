@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from localdev.azurite import Azurite
+from localdev.redis_server import RedisServer, redis_server_binary
 from shared.settings import Secret, Settings, StorageSettings
 
 pytest_plugins = ["tests.tracing"]
@@ -40,3 +41,12 @@ def queue_names() -> Iterator[str]:
     Queue names are 3-63 lowercase letters, digits and dashes; ``-poison`` still fits."""
     prefix = f"t-{uuid.uuid4().hex[:8]}"
     return (f"{prefix}-{i}" for i in range(1000))
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server (Debian's, installed by scripts/setup) on a free port, for one test."""
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (scripts/setup installs Debian's redis-server)")
+    with RedisServer() as server:
+        yield server

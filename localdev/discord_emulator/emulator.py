@@ -17,7 +17,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from aiohttp import web
 
 from localdev.discord_emulator import control, http_delivery
-from localdev.discord_emulator.faults import RateLimits, RestFault
+from localdev.discord_emulator.faults import GlobalLimit, RateLimits, RestFault
 from localdev.discord_emulator.gateway import SHARDING_THRESHOLD, Dispatch, Gateway, ShardConfig
 from localdev.discord_emulator.http_delivery import HttpDelivery
 from localdev.discord_emulator.models import JSON, User, World, option_type
@@ -70,8 +70,14 @@ class DiscordEmulator:
         shard_count: int = 1,
         sharding_threshold: int = SHARDING_THRESHOLD,
         max_concurrency: int = 1,
+        global_rate_limit: float = 50,
+        invalid_request_limit: int = 10_000,
+        invalid_request_window_s: float = 600.0,
+        ban_s: float = 3600.0,
     ) -> None:
-        """``shard_count``: what ``GET /gateway/bot`` recommends; guild n is made to live on shard
+        """``global_rate_limit``: the bot's requests per second over every bot-authenticated route
+        (0 = off); ``invalid_request_*``/``ban_s``: the temporary ban (see :class:`GlobalLimit`).
+        ``shard_count``: what ``GET /gateway/bot`` recommends; guild n is made to live on shard
         n % shard_count. ``sharding_threshold``: more guilds on one connection closes it with 4011.
         ``max_concurrency``: the ``session_start_limit`` the bot is told to honour."""
         self._token = token
@@ -85,6 +91,8 @@ class DiscordEmulator:
         self._heartbeat_ms = heartbeat_interval_ms
         self._interaction_deadline_s = interaction_deadline_s
         self._rate_limits = RateLimits(rate_limit, rate_limit_window_s, enforce=enforce_rate_limits)
+        self.global_limit = GlobalLimit(global_rate_limit, invalid_limit=invalid_request_limit,
+                                        invalid_window_s=invalid_request_window_s, ban_s=ban_s)
         self._runner: web.AppRunner | None = None
         self._gateway: Gateway | None = None
         self._state: EmulatorState | None = None
@@ -106,7 +114,7 @@ class DiscordEmulator:
         self._state = EmulatorState(self.world, self.ids)
         self._rest = RestApi(self._state, self._gateway, spec, token_ok=self._token_ok,
                              gateway_url=lambda: self.gateway_url, rate_limits=self._rate_limits,
-                             interaction_deadline_s=self._interaction_deadline_s)
+                             interaction_deadline_s=self._interaction_deadline_s, global_limit=self.global_limit)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/", self._root)
         app.router.add_route("*", r"/api/v{version:(?:9|10)}/{tail:.*}", self._rest.handle)
@@ -238,6 +246,11 @@ class DiscordEmulator:
     def identify_payloads(self) -> list[JSON]:
         """IDENTIFY ``d`` payloads received, token replaced by ``***``."""
         return self.gateway.identify_payloads
+
+    @property
+    def identify_times(self) -> list[tuple[float, int]]:
+        """(time.monotonic() on arrival, shard id) of every IDENTIFY, across all connections."""
+        return self.gateway.identify_times
 
     @property
     def resume_payloads(self) -> list[JSON]:

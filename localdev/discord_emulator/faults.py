@@ -112,6 +112,57 @@ class RateLimits:
         return headers, (max(reset - now, 0.001) if over and self.enforce else None)
 
 
+class GlobalLimit:
+    """Discord's per-bot limits: the global budget and the invalid-request ban.
+
+    The global budget is a token bucket per token: ``per_second`` requests per second, with a
+    one-second burst (no more than a fixed one-second window would allow). A request past it is
+    a 429 with ``X-RateLimit-Global: true``/``X-RateLimit-Scope: global``. Invalid requests
+    (401, 403, and 429 except ``shared`` scope) are counted over ``invalid_window_s``; past
+    ``invalid_limit`` the bot is banned for ``ban_s`` (Discord: 10,000 per 10 minutes, an hour):
+    every request is answered 429 by "Cloudflare" (no ``Via`` header). Both settable so tests
+    run in seconds; ``per_second=0`` turns the global budget off.
+    """
+
+    def __init__(self, per_second: float = 50, *, invalid_limit: int = 10_000, invalid_window_s: float = 600.0,
+                 ban_s: float = 3600.0) -> None:
+        self.per_second = per_second
+        self.invalid_limit, self.invalid_window_s, self.ban_s = invalid_limit, invalid_window_s, ban_s
+        self._tokens: dict[str, tuple[float, float]] = {}  # token hash -> (tokens, at)
+        self._invalid: list[float] = []
+        self.banned_until = 0.0
+        self.global_limited = 0  # 429s for the global budget, answered
+        self.invalid_total = 0  # invalid requests ever counted
+
+    def take(self, token: str, now: float) -> float | None:
+        """Count one request of ``token``; the seconds to wait when it is over the global budget."""
+        if self.per_second <= 0:
+            return None
+        key = hashlib.sha256(token.encode()).hexdigest()
+        tokens, at = self._tokens.get(key, (self.per_second, now))
+        tokens = min(self.per_second, tokens + (now - at) * self.per_second)
+        if tokens < 1:
+            self._tokens[key] = (tokens, now)
+            self.global_limited += 1
+            return max((1 - tokens) / self.per_second, 0.001)
+        self._tokens[key] = (tokens - 1, now)
+        return None
+
+    def count_invalid(self, status: int, scope: str | None, now: float) -> None:
+        if status in (401, 403) or (status == 429 and scope != "shared"):
+            self.invalid_total += 1
+            self._invalid = [t for t in self._invalid if now - t < self.invalid_window_s]
+            self._invalid.append(now)
+            if len(self._invalid) >= self.invalid_limit and self.banned_until <= now:
+                self.banned_until = now + self.ban_s
+
+    def invalid_count(self, now: float) -> int:
+        return sum(1 for t in self._invalid if now - t < self.invalid_window_s)
+
+    def ban_left(self, now: float) -> float | None:
+        return self.banned_until - now if self.banned_until > now else None
+
+
 def major_parameter(params: dict[str, Any]) -> str:
     for name in ("channel_id", "guild_id", "webhook_id", "interaction_id"):
         if name in params:

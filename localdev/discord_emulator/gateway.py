@@ -120,6 +120,7 @@ class Gateway:
         self._gateway_url = gateway_url
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.identify_payloads: list[JSON] = []
+        self.identify_times: list[tuple[float, int]] = []  # (monotonic arrival, shard id) per IDENTIFY
         self.resume_payloads: list[JSON] = []
         self.heartbeats: list[float] = []  # monotonic receive times, to spot a blocked client loop
         self.shard_heartbeats: dict[int, list[float]] = {}  # the same, per shard (after its IDENTIFY)
@@ -320,6 +321,9 @@ class Gateway:
     async def _identify(self, conn: Connection, data: JSON) -> None:
         token = str(data.get("token", ""))
         self.identify_payloads.append({**data, "token": "***"})
+        shard_field = data.get("shard")
+        self.identify_times.append((time.monotonic(), shard_field[0] if isinstance(shard_field, list)
+                                    and shard_field and isinstance(shard_field[0], int) else 0))
         if not self._token_ok(token.removeprefix("Bot ")):
             await conn.ws.close(code=CLOSE_AUTH_FAILED, message=b"Authentication failed.")
             return

@@ -12,13 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from localdev.discord_emulator.faults import RateLimits, RestFault, error_body, major_parameter, rate_limited
+from localdev.discord_emulator.faults import (
+    GlobalLimit,
+    RateLimits,
+    RestFault,
+    error_body,
+    major_parameter,
+    rate_limited,
+)
 from localdev.discord_emulator.gateway import Gateway
 from localdev.discord_emulator.openapi import SpecValidator
 from localdev.discord_emulator.routes import ROUTES, RestContext
@@ -69,12 +77,14 @@ class RestApi:
         gateway_url: Callable[[], str],
         rate_limits: RateLimits,
         interaction_deadline_s: float,
+        global_limit: GlobalLimit | None = None,
     ) -> None:
         self.state = state
         self.gateway = gateway
         self.spec = spec
         self.faults: list[RestFault] = []
         self.rate_limits = rate_limits
+        self.global_limit = global_limit or GlobalLimit(0)
         self._token_ok = token_ok
         self._gateway_url = gateway_url
         self.interaction_deadline_s = interaction_deadline_s
@@ -119,7 +129,17 @@ class RestApi:
 
         def respond(status: int, payload: Any, extra: dict[str, str] | None = None) -> web.Response:
             rec.status = status
-            return _json_response(status, payload, {**headers, **(extra or {})})
+            merged = {**headers, **(extra or {})}
+            self.global_limit.count_invalid(status, merged.get("X-RateLimit-Scope"), time.monotonic())
+            return _json_response(status, payload, merged)
+
+        if (ban_left := self.global_limit.ban_left(time.monotonic())) is not None:
+            rec.fault = "banned (invalid requests)"
+            headers.pop("Via", None)  # Cloudflare answers, not Discord: discord.py reads this as a ban
+            return _json_response(429, {"message": "You are being blocked from accessing our API temporarily "
+                                        "due to exceeding our rate limits frequently.", "retry_after": ban_left,
+                                        "global": True, "code": 0},
+                                  {**headers, "Retry-After": str(max(1, math.ceil(ban_left)))})
 
         if op is None:
             other = self.spec.template_for_any_method(path)
@@ -136,6 +156,11 @@ class RestApi:
 
         if op.bot_auth and not self._authorized(request):
             return respond(401, error_body(401))
+
+        if op.bot_auth and (wait := self.global_limit.take(request.headers["Authorization"], time.monotonic())):
+            rec.fault = "global rate limit"
+            limited, extra = rate_limited(RestFault("*", 429, retry_after=round(wait, 3), global_=True))
+            return respond(429, limited, extra)
 
         fault = self._take_fault(method, path, op.template)
         if fault is not None:

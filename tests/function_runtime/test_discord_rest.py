@@ -26,6 +26,8 @@ from function_runtime.discord_ratelimit import RateLimiter
 from function_runtime.discord_rest import EMPTY_PLACEHOLDER, MAX_CONTENT, DiscordRest, fit_content
 from function_runtime.errors import DiscordAuthError, DiscordNotFoundError, DiscordRequestError, DiscordUnavailableError
 from function_runtime.replies import send_reply
+from localdev.redis_server import RedisServer
+from shared.discord_limits import SharedLimits, redis_client
 from shared.envelope import Envelope, Ids, InteractionRef
 from shared.settings import Secret
 from tests.function_runtime.openapi_oracle import oracle
@@ -574,3 +576,45 @@ def test_real_requests_instrumentor_adds_no_second_span(stub, make_client, spans
     finally:
         instrumentor.uninstrument()
     assert [span.name for span in spans()] == [EDIT_SPAN]
+
+
+# -- the budget shared through Redis (REDIS_URL) -------------------------------------------------
+
+
+def _shared(server: RedisServer) -> SharedLimits:
+    return SharedLimits(redis_client(Secret(server.url), timeout_s=1.0), "bot", rate=50)
+
+
+def test_a_bucket_emptied_by_one_process_holds_the_other(stub, make_client, spans, redis_server):
+    stub.script.extend([Reply(headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "0.3",
+                                       "X-RateLimit-Bucket": "b1"})])
+    make_client(shared_limits=_shared(redis_server), ratelimiter=RateLimiter()).create_message(CHANNEL, "a", nonce="1")
+    other = make_client(shared_limits=_shared(redis_server), ratelimiter=RateLimiter(), sleep=time.sleep)
+    other.create_message(CHANNEL, "b", nonce="2")  # another process: it knows the bucket only from Redis
+    waits = [s for s in spans() if s.name == "discord.ratelimit.wait"]
+    assert waits and _attrs(waits[0])["discord.ratelimit.scope"] == "bucket"
+    assert _attrs(waits[0])["discord.ratelimit.bucket"] == CREATE_SPAN and _attrs(waits[0])["app.ratelimit.shared"]
+    assert len(stub.seen) == 2
+    assert _attrs(spans()[-1])["app.ratelimit.shared"] is True
+
+
+def test_a_global_429_seen_by_one_process_paces_the_other(stub, make_client, spans, redis_server):
+    stub.script.extend([_limited(0.5, is_global=True, scope="global")])
+    with pytest.raises(DiscordUnavailableError, match="wait budget"):  # it gives up; the limit stays in Redis
+        make_client(shared_limits=_shared(redis_server), ratelimiter=RateLimiter(), max_total_wait=0.1
+                    ).create_message(CHANNEL, "a", nonce="1")
+    make_client(shared_limits=_shared(redis_server), ratelimiter=RateLimiter(), sleep=time.sleep).create_message(
+        "999999999999999999", "b", nonce="2")
+    [wait] = [s for s in spans() if s.name == "discord.ratelimit.wait"]
+    assert _attrs(wait)["discord.ratelimit.scope"] == "global"
+    assert 0.3 < _attrs(wait)["discord.ratelimit.wait_ms"] / 1000 <= 0.5 and len(stub.seen) == 2
+
+
+def test_redis_down_falls_back_and_loses_no_reply(stub, make_client, spans, redis_server):
+    limits = _shared(redis_server)
+    redis_server.stop()
+    make_client(shared_limits=limits).create_message(CHANNEL, "still sent", nonce="1")
+    assert len(stub.seen) == 1
+    [client_span] = spans()
+    assert _attrs(client_span)["app.ratelimit.fallback"] is True
+    assert _attrs(client_span)["app.ratelimit.shared"] is False

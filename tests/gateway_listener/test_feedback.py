@@ -13,6 +13,8 @@ from opentelemetry.trace import StatusCode
 from gateway_listener.feedback import TYPING_ROUTE, TypingIndicator
 from localdev.azurite import free_port
 from localdev.discord_emulator import EmulatorThread
+from localdev.redis_server import RedisServer
+from shared.discord_limits import SharedLimits, redis_client
 from shared.settings import Secret
 from tests.tracing import by_name
 
@@ -111,3 +113,38 @@ def test_unknown_channel_and_unreachable_discord_end_in_error_spans_not_exceptio
 def test_trigger_outside_an_event_loop_schedules_nothing() -> None:
     indicator = TypingIndicator("http://127.0.0.1:9/api/v10", Secret("x"))
     assert indicator.trigger("1") is False  # logged; the command is never affected
+
+
+def test_the_bots_reply_ends_the_cooldown(emulator: EmulatorThread) -> None:
+    clock = FakeClock()
+    indicator = TypingIndicator(emulator.api_url, Secret(emulator.token), cooldown_s=3.0, clock=clock)
+
+    async def scenario() -> list[bool]:
+        out = [indicator.trigger(emulator.channel_id)]
+        clock.now += 0.5
+        indicator.replied(emulator.channel_id)  # the listener saw the bot's message there
+        out.append(indicator.trigger(emulator.channel_id))  # a command right after the reply
+        out.append(indicator.trigger(emulator.channel_id))
+        await indicator.close()
+        return out
+
+    assert asyncio.run(scenario()) == [True, True, False]
+
+
+def test_typing_takes_a_shared_slot_and_is_dropped_first_when_tight(
+    emulator: EmulatorThread, redis_server: RedisServer, spans: InMemorySpanExporter
+) -> None:
+    limits = SharedLimits(redis_client(Secret(redis_server.url), timeout_s=1.0), emulator.token, rate=50)
+    before = len(_typing_requests(emulator))
+    indicator = TypingIndicator(emulator.api_url, Secret(emulator.token), shared_limits=limits)
+    asyncio.run(_trigger_all(indicator, [emulator.channel_id]))
+    for _ in range(40):  # replies from other processes fill the shared budget
+        limits.acquire("POST /channels/{channel_id}/messages", "channel:2")
+    indicator = TypingIndicator(emulator.api_url, Secret(emulator.token), shared_limits=limits)
+    asyncio.run(_trigger_all(indicator, [emulator.channel_id]))
+    assert len(_typing_requests(emulator)) - before == 1  # the second one never left
+    sent, dropped = [s for s in spans.get_finished_spans() if s.name == "discord.typing"]
+    assert sent.attributes is not None and sent.attributes["app.ratelimit.shared"] is True
+    assert sent.attributes["http.response.status_code"] == 204
+    assert dropped.attributes is not None and "http.response.status_code" not in dropped.attributes
+    assert dropped.attributes["app.typing.dropped"] == "shared budget: budget tight"

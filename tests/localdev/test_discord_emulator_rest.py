@@ -182,3 +182,22 @@ def test_snowflakes_are_realistic_and_increasing() -> None:
     ids = [gen.next_int() for _ in range(1000)]
     assert ids == sorted(set(ids))
     assert all(17 <= len(str(i)) <= 20 for i in ids)
+
+
+async def test_global_limit_per_token_then_invalid_request_ban() -> None:
+    """Past the global budget: 429 global; past the invalid-request limit: a temporary ban for all routes."""
+    async with DiscordEmulator(global_rate_limit=5, invalid_request_limit=3, ban_s=600) as emu:
+        headers = {"Authorization": f"Bot {emu.token}", "User-Agent": "DiscordBot (tests, 1)"}
+        async with aiohttp.ClientSession(base_url=emu.base_url, headers=headers) as http:
+            path = f"/channels/{emu.channel_id}/messages"
+            results = [await _post(http, path, {"content": f"m{i}"}) for i in range(7)]
+            assert [s for s, _, _ in results[:5]] == [200] * 5
+            status, body, resp = results[5]
+            assert status == 429 and body["global"] is True and body["retry_after"] > 0
+            assert resp.headers["X-RateLimit-Global"] == "true" and resp.headers["X-RateLimit-Scope"] == "global"
+            assert emu.global_limit.global_limited == 2 and emu.global_limit.invalid_total == 2
+            assert len(emu.bot_messages) == 5
+            await _post(http, path, {"content": "third 429: the ban starts"})
+            async with http.get(f"/api/v10/channels/{emu.channel_id}") as banned:
+                assert banned.status == 429 and "Via" not in banned.headers
+                assert (await banned.json())["retry_after"] > 500
