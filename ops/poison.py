@@ -221,7 +221,8 @@ def _replay_trace(parked: Parked) -> Iterator[tuple[str, Callable[[Settings], No
         with trace.get_tracer(__name__).start_as_current_span(
             f"{parked.source_queue} send", kind=SpanKind.PRODUCER, links=links, attributes={
                 "messaging.system": MESSAGING_SYSTEM, "messaging.operation.type": "send",
-                "messaging.destination.name": parked.source_queue, "app.command": env.command,
+                "messaging.destination.name": parked.source_queue, "peer.service": parked.source_queue,
+                "app.command": env.command,
                 "app.replay": True, "app.replay.of_trace_id": parked.trace_id or "",
                 "app.replay.poison_message_id": parked.id,
             }) as span:
