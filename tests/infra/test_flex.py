@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.infra.conftest import INFRA, ROOT
 from tests.infra.test_contract import function_app_settings  # noqa: F401  (fixture)
 
 # Site properties (anywhere under the site's properties, siteConfig included), lower-cased.
@@ -120,3 +121,21 @@ def test_identity_has_a_table_role(bicep: dict[str, Any]) -> None:
     on_account = [json.dumps(r["config"]["properties"]["roleDefinitionId"]) for r in storage["resources"].values()
                   if r["type"] == "Microsoft.Authorization/roleAssignments" and r["config"].get("scope") == "account"]
     assert [a for a in on_account if '"tableDataContributor"' in a]
+
+
+def test_backlog_alerts_fire_in_minutes_and_each_delay_is_documented(bicep: dict[str, Any]) -> None:
+    resources = bicep["modules/monitoring.bicep"]["resources"]
+    docs = (ROOT / "docs/deploy.md").read_text()
+    rules = {name: r["config"] for name, r in resources.items()
+             if r["type"] in ("Microsoft.Insights/scheduledQueryRules", "Microsoft.Insights/metricAlerts")}
+    assert {"queueWaitAlert", "unprocessedAlert"} <= set(rules)
+    for name, config in rules.items():
+        props = config["properties"]
+        rule_name = str(config["name"]).replace("${prefix}", "<prefix>")
+        assert f"`{rule_name}`" in docs, f"{name}: docs/deploy.md's alert table does not list {rule_name}"
+        if resources[name]["type"] == "Microsoft.Insights/scheduledQueryRules":
+            assert props["evaluationFrequency"] == "PT5M", name  # a few minutes after ingestion
+    fast = [rules[n]["properties"] for n in ("queueWaitAlert", "unprocessedAlert")]
+    assert all("QueueMessageCount" not in json.dumps(p) for p in fast)
+    for kql in ("queue_wait.kql", "unprocessed.kql", "app_map.kql"):
+        assert (INFRA / "monitoring" / kql).read_text().strip()
