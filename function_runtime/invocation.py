@@ -129,7 +129,10 @@ def _run_command(handler: Handler, ctx: CommandContext, process_span: Span) -> s
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             _fail(process_span, exc)
-            _log.exception("command %s failed (trace %s)", spec.name, ctx.trace_id)
+            if isinstance(exc, ExternalApiError):  # a dependency's failure, not ours: no traceback
+                _log.warning("command %s: external API failed: %s (trace %s)", spec.name, exc, ctx.trace_id)
+            else:
+                _log.exception("command %s failed (trace %s)", spec.name, ctx.trace_id)
             what = str(exc) if isinstance(exc, ExternalApiError) and str(exc) else "something went wrong"
             return f"Sorry, `{prefix}{spec.name}` failed: {what}. Trace id: `{ctx.trace_id}`"
 

@@ -33,8 +33,11 @@ param discordToken string = ''
 @description('Honeycomb ingest key, written to Key Vault as honeycomb-api-key. Empty keeps the stored one.')
 param honeycombApiKey string = ''
 
-@description('Send traces to Honeycomb: both apps reference the honeycomb-api-key secret (it must exist in the vault).')
+@description('Send traces and logs to Honeycomb: both apps reference the honeycomb-api-key secret. Honoured only when that secret exists (honeycombApiKey given now, or honeycombKeyInVault), since Container Apps refuses an app whose Key Vault reference cannot be read.')
 param useHoneycomb bool = false
+
+@description('The vault already holds honeycomb-api-key (scripts/deploy checks before every run).')
+param honeycombKeyInVault bool = false
 
 @description('Honeycomb API endpoint (EU: https://api.eu1.honeycomb.io).')
 param honeycombApiEndpoint string = 'https://api.honeycomb.io'
@@ -93,8 +96,16 @@ param errorRatePercent int = 5
 param poisonThreshold int = 1
 
 @minValue(1)
-@description('Messages waiting across the account\'s queues (Storage has no per-queue metric) that raise an alert.')
-param queueBacklogThreshold int = 50
+@description('Commands sent to their queue that no function started within 2 minutes (15 min window) that raise an alert.')
+param queueBacklogThreshold int = 3
+
+@minValue(1)
+@description('P95 queue wait (enqueue -> dequeue, from the queue.wait spans) in seconds over 5 minutes that raises an alert.')
+param queueWaitSeconds int = 30
+
+@minValue(1)
+@description('Messages left in the account\'s queues (hourly capacity metric, poison queues included) that raise the slow alert.')
+param queueLeftoverThreshold int = 50
 
 @minValue(30)
 @maxValue(730)
@@ -120,6 +131,9 @@ var extraQueues = loadJsonContent('commands.json').queues
 var extraPoisonQueues = [for q in extraQueues: '${q}-poison']
 var queueNames = concat(workQueues, poisonQueues, extraQueues, extraPoisonQueues)
 var deploymentContainerName = 'app-package'
+// A Key Vault reference to a missing secret fails the listener's deployment (Container Apps reads it
+// at creation) and leaves the function app's setting unresolved: reference it only when it exists.
+var honeycombEnabled = useHoneycomb && (!empty(honeycombApiKey) || honeycombKeyInVault)
 
 module identity 'modules/identity.bicep' = {
   name: 'identity'
@@ -141,7 +155,7 @@ module storage 'modules/storage.bicep' = {
 // !remindme: the reminders table and the identity's table role on it.
 module reminders 'modules/reminders.bicep' = {
   name: 'reminders'
-  params: { storageAccountName: storage.outputs.name, principalId: identity.outputs.principalId }
+  params: { storageAccountName: storage.outputs.name }
 }
 
 module monitoring 'modules/monitoring.bicep' = {
@@ -155,6 +169,8 @@ module monitoring 'modules/monitoring.bicep' = {
     errorRatePercent: errorRatePercent
     poisonThreshold: poisonThreshold
     queueBacklogThreshold: queueBacklogThreshold
+    queueWaitSeconds: queueWaitSeconds
+    queueLeftoverThreshold: queueLeftoverThreshold
     storageAccountId: resourceId('Microsoft.Storage/storageAccounts', storage.outputs.name)
   }
 }
@@ -206,8 +222,7 @@ var baseSettings = {
 var appConfigSettings = useAppConfiguration ? { AZURE_APPCONFIG_ENDPOINT: appConfig.outputs.endpoint } : {}
 var redisSettings = useRedis ? { REDIS_URL: redis.outputs.url } : {}
 var commonSettings = union(baseSettings, appConfigSettings, redisSettings)
-// !remindme's table (identity-based) and !mc's Minecraft server: function app only.
-var reminderSettings = { AzureWebJobsStorage__tableServiceUri: reminders.outputs.tableEndpoint }
+// !mc's Minecraft server: function app only (!remindme's table endpoint is a functionapp.bicep setting).
 var minecraftSettings = empty(minecraftRconAddress) ? {} : {
   MINECRAFT_RCON_ADDRESS: minecraftRconAddress
   MINECRAFT_RCON_PASSWORD: '@Microsoft.KeyVault(SecretUri=${secretUris.minecraftRconPassword})'
@@ -223,14 +238,15 @@ module functions 'modules/functionapp.bicep' = {
     identityClientId: identity.outputs.clientId
     queueEndpoint: storage.outputs.queueEndpoint
     blobEndpoint: storage.outputs.blobEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     alwaysReady: alwaysReady
     secretUris: secretUris
-    useHoneycomb: useHoneycomb
+    useHoneycomb: honeycombEnabled
     commonSettings: commonSettings
-    extraSettings: union(reminderSettings, minecraftSettings)
+    extraSettings: minecraftSettings
     queueMaxPollingInterval: queueMaxPollingInterval
     discordPublicKey: discordPublicKey
   }
@@ -249,7 +265,7 @@ module listener 'modules/listener.bicep' = if (!empty(listenerImage)) {
     image: listenerImage
     queueEndpoint: storage.outputs.queueEndpoint
     secretUris: secretUris
-    useHoneycomb: useHoneycomb
+    useHoneycomb: honeycombEnabled
     commonSettings: commonSettings
     shardCount: shardCount
     shardsPerListener: shardsPerListener
@@ -276,6 +292,9 @@ output registryName string = registry.outputs.name
 
 @description('Registry login server, for the image name.')
 output registryServer string = registry.outputs.loginServer
+
+@description('Whether the apps send to Honeycomb (useHoneycomb and the key exists).')
+output honeycombEnabled bool = honeycombEnabled
 
 @description('Key Vault holding discord-token and honeycomb-api-key.')
 output keyVaultName string = vault.outputs.name

@@ -3,7 +3,8 @@
     python -m localdev.traces [--file PATH] [--last N] [--trace ID] [--follow]
 
 The file is the JSON-lines sink both processes write when no exporter is configured
-(shared/trace_file.py). One line per span, in tree order, indented by depth::
+(shared/trace_file.py). One line per span, in tree order, indented by depth, each log record
+(``"type": "log"`` lines) under the span that was current when it was logged::
 
     service    span                      start ms   dur ms  |bar|                   attributes
 
@@ -41,17 +42,46 @@ SHOWN_ATTRIBUTES = (
 Span = dict[str, Any]
 
 
-def parse_line(line: str) -> Span | None:
-    """One span dict from one JSON line; None for a torn, malformed or foreign line."""
+Log = dict[str, Any]
+LOG_TYPE = "log"  # shared/trace_file.py's log record lines
+
+
+def parse_record(line: str) -> tuple[str, Span] | None:
+    """("span", dict) or ("log", dict) from one JSON line; None for a torn, malformed or foreign line."""
     try:
-        span = json.loads(line)
+        record = json.loads(line)
     except ValueError:
         return None
-    if not (isinstance(span, dict) and isinstance(span.get("trace_id"), str) and isinstance(span.get("span_id"), str)):
+    if not (isinstance(record, dict) and isinstance(record.get("trace_id"), str)):
         return None
-    if not all(isinstance(span.get(k, 0), int | None) for k in ("start_ns", "end_ns")):
+    if "type" in record:
+        ok = record["type"] == LOG_TYPE and isinstance(record.get("time_ns"), int) and record["trace_id"]
+        return (LOG_TYPE, record) if ok else None
+    if not isinstance(record.get("span_id"), str):
+        return None
+    if not all(isinstance(record.get(k, 0), int | None) for k in ("start_ns", "end_ns")):
         return None  # times are what every view sorts and scales by
-    return span
+    return "span", record
+
+
+def parse_line(line: str) -> Span | None:
+    """One span dict from one JSON line; None for a log record, a torn, malformed or foreign line."""
+    parsed = parse_record(line)
+    return parsed[1] if parsed and parsed[0] == "span" else None
+
+
+def load_logs(path: Path | str = DEFAULT_TRACE_FILE) -> dict[str, list[Log]]:
+    """trace id -> its log records, in file order. {} when the file is missing."""
+    logs: dict[str, list[Log]] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parsed = parse_record(line)
+                if parsed and parsed[0] == LOG_TYPE:
+                    logs.setdefault(parsed[1]["trace_id"], []).append(parsed[1])
+    except FileNotFoundError:
+        pass
+    return logs
 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[Span]:
@@ -135,10 +165,20 @@ def _notes(span: Span, depth: int) -> str:
     return "  ".join(notes)
 
 
-def render_trace(spans: list[Span]) -> str:
-    """One trace as a text waterfall (one line per span, tree order, indented by depth)."""
+def _log_line(log: Log, depth: int, start: int, svc_width: int) -> str:
+    offset = (int(log.get("time_ns") or start) - start) / 1e6
+    what = f"{log.get('severity', '')} {log.get('logger', '')}: {_short(log.get('body', ''), 120)}"
+    name = ("  " * depth + "· log")[:NAME_WIDTH]
+    return f"{log.get('service.name') or '?'!s:<{svc_width}}  {name:<{NAME_WIDTH}} {offset:9.1f}  {what}"
+
+
+def render_trace(spans: list[Span], logs: Iterable[Log] = ()) -> str:
+    """One trace as a text waterfall (one line per span, tree order, indented by depth; logs under their span)."""
     if not spans:
         return ""
+    by_span: dict[str | None, list[Log]] = {}
+    for log in sorted(logs, key=lambda lg: int(lg.get("time_ns") or 0)):
+        by_span.setdefault(log.get("span_id"), []).append(log)
     start = trace_start(spans)
     end = max(int(s.get("end_ns") or s.get("start_ns") or 0) for s in spans)
     total = max(end - start, 1)
@@ -162,6 +202,8 @@ def render_trace(spans: list[Span]) -> str:
         service = str(span.get("service.name") or "?")
         line = f"{service:<{svc_width}}  {name:<{NAME_WIDTH}} {offset:9.1f} {duration:9.1f}  |{bar}|"
         lines.append(f"{line}  {_notes(span, depth)}".rstrip())
+        lines += [_log_line(log, depth + 1, start, svc_width) for log in by_span.pop(span.get("span_id"), [])]
+    lines += [_log_line(log, 0, start, svc_width) for orphans in by_span.values() for log in orphans]
     return "\n".join(lines)
 
 
@@ -223,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     if not traces:
         print(f"no traces in {args.file}" + (f" matching {args.trace}" if args.trace else ""), file=sys.stderr)
         return 1
+    logs = load_logs(args.file)
     try:
-        print("\n\n".join(render_trace(spans) for spans in traces))
+        print("\n\n".join(render_trace(spans, logs.get(spans[0]["trace_id"], ())) for spans in traces))
     except BrokenPipeError:  # piped into head
         sys.stderr.close()
     return 0

@@ -148,6 +148,9 @@ def start_command(
                 "messaging.system": MESSAGING_SYSTEM,
                 "messaging.operation.type": "send",
                 "messaging.destination.name": queue,
+                # App Insights names the dependency's target from peer.service: the queue becomes a
+                # node of the Application Map between the listener and the function app.
+                "peer.service": queue,
             })
             ENVELOPE_PROPAGATOR.inject(env.trace, context=trace.set_span_in_context(producer), setter=TRACE_SETTER)
             try:

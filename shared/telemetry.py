@@ -7,6 +7,10 @@ even those wait: the exporters start at the first :func:`flush` (after the first
 spans ended before are held, see shared/telemetry_deferred.py), and ``requests`` is
 instrumented by :func:`instrument_requests` on the first external call or that flush.
 
+Logs: setup also adds a ``logging.Handler`` (shared/telemetry_logs.py) to the root logger, so
+records at INFO and above are exported as OpenTelemetry logs in the trace of the span that was
+current, to the same destinations as the spans; :func:`flush` and :func:`shutdown` cover both.
+
 Propagation has two audiences. The global propagator is W3C TraceContext only, so
 instrumented calls to third parties (catfact, Scryfall, Discord) carry ``traceparent``
 and never our baggage. :data:`ENVELOPE_PROPAGATOR` adds W3C Baggage and is used only
@@ -59,6 +63,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -69,6 +75,8 @@ ENVELOPE_PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CB
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_log_provider: LoggerProvider | None = None
+_log_handler: logging.Handler | None = None
 _requests_instrumented = False
 _requests_settings: Settings | None = None  # what requests was instrumented with (tests restore it)
 _flush_lock = threading.Lock()
@@ -101,10 +109,12 @@ def setup_telemetry(
     component: Component,
     *,
     extra_exporters: Sequence[SpanExporter] = (),
+    extra_log_exporters: Sequence[LogRecordExporter] = (),
     use_simple_processor: bool = False,
 ) -> TracerProvider:
-    """Build and install the global TracerProvider and propagator; later calls return the first provider."""
-    global _provider, _requests_settings
+    """Build and install the global TracerProvider and propagator, and the log handler; later calls
+    return the first provider."""
+    global _provider, _requests_settings, _log_provider, _log_handler
     with _lock:
         if _provider is not None:
             _log.debug("telemetry already set up; keeping the installed provider")
@@ -123,6 +133,12 @@ def setup_telemetry(
         propagate.set_global_textmap(TraceContextTextMapPropagator())
         if component == "functions":
             _requests_settings = settings  # instrumented on first use: see instrument_requests()
+        from shared import telemetry_logs
+
+        _log_provider, _ = telemetry_logs.build_logger_provider(
+            settings, provider.resource, extra_exporters=extra_log_exporters, simple=use_simple_processor,
+            defer=component == "functions")
+        _log_handler = telemetry_logs.install_handler(_log_provider, settings)
         atexit.register(shutdown)
         _provider = provider
         return provider
@@ -199,12 +215,13 @@ def flush(timeout_millis: int = 2000) -> bool:
     The SDK's BatchSpanProcessor ignores its own flush timeout (it exports synchronously,
     and an exporter retries until its own deadline), so the bound is enforced here.
     """
-    provider = _provider
+    provider, logs = _provider, _log_provider
     if provider is None:
         return True
 
     def export() -> bool:
         ok = provider.force_flush(timeout_millis)  # the first one also starts deferred exporters
+        ok = (logs is None or logs.force_flush(timeout_millis)) and ok
         instrument_requests()  # after the first reply: later invocations' calls are traced from the start
         return ok
 
@@ -216,12 +233,16 @@ def flush(timeout_millis: int = 2000) -> bool:
 
 def shutdown(timeout_millis: int = 3000) -> None:
     """Flush and stop the exporters, bounded, for a clean process exit."""
-    provider = _provider
+    provider, logs, handler = _provider, _log_provider, _log_handler
     if provider is None:
         return
 
     def stop() -> bool:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
         provider.shutdown()
+        if logs is not None:
+            logs.shutdown()
         return True
 
     _run_bounded("shutdown", stop, timeout_millis)

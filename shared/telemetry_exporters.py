@@ -1,4 +1,4 @@
-"""Which span exporters the settings ask for, and how each is built.
+"""Which span and log exporters the settings ask for, and how each is built.
 
 Each exporter is imported only when configured: the Azure Monitor exporter alone costs
 a few hundred milliseconds of import, which a cold start would pay for nothing.
@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from shared.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -52,14 +53,21 @@ def parse_otlp_headers(raw: str | None) -> dict[str, str]:
     return out
 
 
-def otlp_targets(settings: Settings) -> list[tuple[str, dict[str, str]]]:
-    """(traces URL, headers) for each OTLP destination the settings name."""
+def otlp_targets(settings: Settings, signal: str = "traces") -> list[tuple[str, dict[str, str]]]:
+    """(URL, headers) for each OTLP destination the settings name, for ``signal`` (traces or logs).
+
+    A signal-specific traces endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ending in /v1/traces
+    gives logs its sibling /v1/logs; any other one is for traces only.
+    """
     targets: list[tuple[str, dict[str, str]]] = []
-    generic = settings.otlp_traces_endpoint or (
-        f"{settings.otlp_endpoint.rstrip('/')}/v1/traces" if settings.otlp_endpoint else None
-    )
+    base = f"{settings.otlp_endpoint.rstrip('/')}/v1/{signal}" if settings.otlp_endpoint else None
+    specific = settings.otlp_traces_endpoint
+    if specific and signal != "traces":
+        specific = specific.removesuffix("/v1/traces") + f"/v1/{signal}" if specific.endswith("/v1/traces") else None
+        specific = specific or base
+    generic = specific or base
     headers = parse_otlp_headers(settings.otlp_headers.reveal() if settings.otlp_headers else None)
-    honeycomb = f"{settings.honeycomb_api_endpoint.rstrip('/')}/v1/traces"
+    honeycomb = f"{settings.honeycomb_api_endpoint.rstrip('/')}/v1/{signal}"
     key = settings.honeycomb_api_key.reveal() if settings.honeycomb_api_key else None
     if generic:
         # The API key only ever goes to Honeycomb's own host, never to a collector.
@@ -79,20 +87,40 @@ def otlp_exporter(url: str, headers: dict[str, str]) -> SpanExporter:
     return OTLPSpanExporter(endpoint=url, headers=headers, timeout=EXPORT_TIMEOUT_S, compression=Compression.Gzip)
 
 
-def azure_monitor_exporter(settings: Settings, provider: TracerProvider) -> SpanExporter:
-    """The App Insights exporter: no offline storage on disk, no statsbeat, bounded network time."""
+def otlp_log_exporter(url: str, headers: dict[str, str]) -> LogRecordExporter:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    return OTLPLogExporter(endpoint=url, headers=headers, timeout=EXPORT_TIMEOUT_S, compression=Compression.Gzip)
+
+
+def _azure_monitor_kwargs(settings: Settings) -> dict[str, object]:
     assert settings.appinsights_connection_string is not None
     os.environ.update(AZURE_MONITOR_OPT_OUTS)
+    return {
+        "connection_string": settings.appinsights_connection_string.reveal(),
+        "disable_offline_storage": True,
+        "timeout": EXPORT_TIMEOUT_S,
+        "read_timeout": EXPORT_TIMEOUT_S,  # azure-core's default is 300 s
+        "retry_total": 1,
+    }
+
+
+def azure_monitor_log_exporter(settings: Settings) -> LogRecordExporter:
+    """Log records to App Insights: ``traces`` (``exceptions`` with exception.* attributes), in the
+    command's operation (ai.operation.id = trace id, ai.operation.parentId = the current span)."""
+    from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter
+
+    exporter: LogRecordExporter = AzureMonitorLogExporter(**_azure_monitor_kwargs(settings))
+    return exporter
+
+
+def azure_monitor_exporter(settings: Settings, provider: TracerProvider) -> SpanExporter:
+    """The App Insights exporter: no offline storage on disk, no statsbeat, bounded network time."""
     from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
 
-    exporter: SpanExporter = AzureMonitorTraceExporter(
-        connection_string=settings.appinsights_connection_string.reveal(),
-        disable_offline_storage=True,
-        tracer_provider=provider,  # for its resource envelope; the global may not be set yet
-        timeout=EXPORT_TIMEOUT_S,
-        read_timeout=EXPORT_TIMEOUT_S,  # azure-core's default is 300 s
-        retry_total=1,
-    )
+    # tracer_provider: for its resource envelope; the global may not be set yet
+    exporter: SpanExporter = AzureMonitorTraceExporter(tracer_provider=provider, **_azure_monitor_kwargs(settings))
     return exporter
 
 
@@ -102,16 +130,38 @@ def file_exporter(settings: Settings) -> SpanExporter:
     return JsonLinesSpanExporter(settings.local_trace_file or DEFAULT_TRACE_FILE)
 
 
+def _otlp_label(url: str) -> str:
+    parts = urlsplit(url)  # the label drops any user:password@
+    return f"otlp {parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+def _writes_file(settings: Settings) -> bool:
+    return not settings.exporters_configured or bool(settings.local_trace_file)
+
+
 def build_exporters(settings: Settings, provider: TracerProvider) -> list[tuple[str, SpanExporter]]:
     """(label, exporter) for every destination the settings configure; labels never hold secrets."""
     exporters: list[tuple[str, SpanExporter]] = []
     for url, headers in otlp_targets(settings):
-        parts = urlsplit(url)
-        label = f"otlp {parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
-        exporters.append((label, otlp_exporter(url, headers)))  # the label drops any user:password@
+        exporters.append((_otlp_label(url), otlp_exporter(url, headers)))
     if settings.appinsights_connection_string:
         exporters.append(("azure-monitor", azure_monitor_exporter(settings, provider)))
-    if not settings.exporters_configured or settings.local_trace_file:
+    if _writes_file(settings):
         exporter = file_exporter(settings)
         exporters.append((f"file {getattr(exporter, 'path', '')}", exporter))
+    return exporters
+
+
+def build_log_exporters(settings: Settings) -> list[tuple[str, LogRecordExporter]]:
+    """The same destinations for log records: OTLP /v1/logs, App Insights, the local span file."""
+    exporters: list[tuple[str, LogRecordExporter]] = [
+        (_otlp_label(url), otlp_log_exporter(url, headers)) for url, headers in otlp_targets(settings, "logs")
+    ]
+    if settings.appinsights_connection_string:
+        exporters.append(("azure-monitor", azure_monitor_log_exporter(settings)))
+    if _writes_file(settings):
+        from shared.trace_file import JsonLinesLogExporter
+
+        path = settings.local_trace_file or DEFAULT_TRACE_FILE
+        exporters.append((f"file {path}", JsonLinesLogExporter(path)))
     return exporters

@@ -21,11 +21,12 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-Component = Literal["listener", "functions", "scale_controller"]
+Component = Literal["listener", "functions", "scale_controller", "ops"]
 SERVICE_NAMES: Mapping[str, str] = {
     "listener": "discord-bot-listener",
     "functions": "discord-bot-functions",
     "scale_controller": "discord-bot-scale-controller",  # localdev's stand-in for the platform's
+    "ops": "discord-bot-ops",  # the on-call tools (python -m ops.poison replay starts traces)
 }
 SHARD_FIELD = "discord.shard.id"  # the listener's gateway shard: travels as baggage, not as an envelope field
 TRACE_FIELDS: tuple[str, ...] = (

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -20,6 +21,7 @@ from shared import telemetry
 from shared.settings import AZURITE_CONNECTION_STRING, Secret, Settings, StorageSettings
 
 _EXPORTER = InMemorySpanExporter()
+_LOG_EXPORTER = InMemoryLogRecordExporter()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,7 +30,8 @@ def session_telemetry(tmp_path_factory: pytest.TempPathFactory) -> InMemorySpanE
         storage=StorageSettings(connection_string=Secret(AZURITE_CONNECTION_STRING)),
         local_trace_file=tmp_path_factory.mktemp("traces") / "traces.jsonl",
     )
-    telemetry.setup_telemetry(settings, "functions", extra_exporters=[_EXPORTER], use_simple_processor=True)
+    telemetry.setup_telemetry(settings, "functions", extra_exporters=[_EXPORTER], extra_log_exporters=[_LOG_EXPORTER],
+                              use_simple_processor=True)
     telemetry.instrument_requests()  # as a warm instance is: tests call APIs with plain Sessions
     startup.startup(settings)  # so importing function_app does not read the environment
     return _EXPORTER
@@ -38,6 +41,13 @@ def session_telemetry(tmp_path_factory: pytest.TempPathFactory) -> InMemorySpanE
 def spans(session_telemetry: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
     session_telemetry.clear()
     yield session_telemetry
+
+
+@pytest.fixture
+def logs(session_telemetry: InMemorySpanExporter) -> Iterator[InMemoryLogRecordExporter]:
+    """The session's log records (Python logging through the telemetry handler), cleared per test."""
+    _LOG_EXPORTER.clear()
+    yield _LOG_EXPORTER
 
 
 def by_name(finished: tuple[ReadableSpan, ...] | list[ReadableSpan], name: str) -> ReadableSpan:
@@ -75,6 +85,7 @@ def reset_telemetry(*, shutdown_provider: bool = True) -> InstalledTelemetry:
         trace._TRACER_PROVIDER_SET_ONCE = Once()
         trace._TRACER_PROVIDER = None
         telemetry._provider = None
+        telemetry._log_provider = telemetry._log_handler = None  # shutdown removed the handler
         return state
 
 

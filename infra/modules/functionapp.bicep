@@ -23,6 +23,9 @@ param queueEndpoint string
 @description('Blob service endpoint of the same account.')
 param blobEndpoint string
 
+@description('Table service endpoint of the same account (the host\'s diagnostic events, the reminders table).')
+param tableEndpoint string
+
 @description('Blob container URL for the deployment package.')
 param deploymentContainerUrl string
 
@@ -72,6 +75,8 @@ var ownSettings = {
   // Identity-based AzureWebJobsStorage: the host and the trigger use these, the code reads the queue URI.
   AzureWebJobsStorage__queueServiceUri: queueEndpoint
   AzureWebJobsStorage__blobServiceUri: blobEndpoint
+  // Without it the host logs "Unable to get table reference" and drops its diagnostic events.
+  AzureWebJobsStorage__tableServiceUri: tableEndpoint
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AzureFunctionsJobHost__extensions__queues__maxPollingInterval: queueMaxPollingInterval
@@ -87,6 +92,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_88: Azure Files is not used by Flex Consumption apps
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales per function from zero; instance count is not a plan setting
   // checkov:skip=CKV_AZURE_213: Flex Consumption has no App Service health check; queue triggers are retried and the host restarts failed workers
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (ARM 51021); FTP is off via the basicPublishingCredentialsPolicies 'ftp' below
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'functions' })
@@ -104,7 +110,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState: Flex Consumption rejects it (ARM 51021). FTP is off through the
+      // basicPublishingCredentialsPolicies below; tests/infra/test_flex.py lists what Flex refuses.
       http20Enabled: true
       remoteDebuggingEnabled: false
       detailedErrorLoggingEnabled: true

@@ -22,8 +22,14 @@ param errorRatePercent int
 @description('Messages poisoned in 15 minutes that fire an alert.')
 param poisonThreshold int
 
-@description('Messages waiting in all queues of the account (the metric has no per-queue dimension) that fire an alert.')
+@description('Commands sent that no function started within 2 minutes (15 min window) that fire an alert.')
 param queueBacklogThreshold int
+
+@description('P95 queue wait in seconds (5 min window) that fires an alert.')
+param queueWaitSeconds int
+
+@description('Messages left in all queues of the account (hourly capacity metric, no per-queue dimension) that fire the slow alert.')
+param queueLeftoverThreshold int
 
 @description('Resource id of the storage account that holds the command queues.')
 param storageAccountId string
@@ -123,27 +129,90 @@ resource errorRateAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-previ
   }
 }
 
-resource backlogAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+// Backlog, fast: from our own spans (App Insights ingestion takes a few minutes; the rules run every
+// 5 minutes). docs/deploy.md "Alerts" has each rule's delay and how to check it.
+resource queueWaitAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: '${prefix}-queue-wait'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Commands waiting in their queue'
+    description: 'P95 of queue.wait (enqueue -> dequeue) over the last 5 minutes, by command: functions are slow to pick messages up.'
+    severity: 2
+    enabled: true
+    scopes: [appInsights.id]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: loadTextContent('../monitoring/queue_wait.kql')
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'wait_p95_s'
+          dimensions: [{ name: 'command', operator: 'Include', values: ['*'] }]
+          operator: 'GreaterThan'
+          threshold: queueWaitSeconds
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    actions: { actionGroups: actions }
+  }
+}
+
+resource unprocessedAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
   name: '${prefix}-queue-backlog'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Commands nobody picked up'
+    description: 'Commands the listener sent in the last 15 minutes that no function started within 2 minutes, by command: nothing drains the queue.'
+    severity: 2
+    enabled: true
+    scopes: [appInsights.id]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: loadTextContent('../monitoring/unprocessed.kql')
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'unprocessed'
+          dimensions: [{ name: 'command', operator: 'Include', values: ['*'] }]
+          operator: 'GreaterThanOrEqual'
+          threshold: queueBacklogThreshold
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    actions: { actionGroups: actions }
+  }
+}
+
+// Slow safety net: QueueMessageCount is a capacity metric Azure samples once an hour, so this fires
+// an hour or two late. It catches what the span-based rules cannot see (messages nobody sent through
+// the listener, poison queues filling up unnoticed).
+resource leftoverAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${prefix}-queue-leftover'
   location: 'global'
   tags: tags
   properties: {
-    description: 'Messages waiting in the account\'s queues (poison queues included): nothing drains them, so a growing count means poisoned or stuck commands.'
+    description: 'Messages left in the account\'s queues (poison queues included), hourly capacity metric: fires 1-2 hours late; the queue-wait and backlog rules are the fast ones.'
     severity: 3
     enabled: true
     scopes: ['${storageAccountId}/queueServices/default']
-    evaluationFrequency: 'PT15M'
-    windowSize: 'PT1H'
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT6H'
     criteria: {
       'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
       allOf: [
         {
           criterionType: 'StaticThresholdCriterion'
-          name: 'backlog'
+          name: 'leftover'
           metricNamespace: 'Microsoft.Storage/storageAccounts/queueServices'
           metricName: 'QueueMessageCount'
           operator: 'GreaterThan'
-          threshold: queueBacklogThreshold
+          threshold: queueLeftoverThreshold
           timeAggregation: 'Average'
         }
       ]

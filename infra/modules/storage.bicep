@@ -1,6 +1,6 @@
 // Storage for the queues (one per command + its poison queue) and the function app's
 // deployment package. Entra ID only: shared-key access is off, so no account key exists in any
-// setting; the identity gets queue access on the account and blob access only on the containers
+// setting; the identity gets queue and table access on the account and blob access only on the containers
 // the Functions host uses.
 
 @description('Azure region.')
@@ -24,6 +24,7 @@ param principalId string
 var roles = {
   queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 }
 // The Functions host keeps its locks and keys in these two containers; with the package container
 // they are the only blobs the identity can touch.
@@ -107,6 +108,18 @@ resource queueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// The host writes its diagnostic events to tables (and the reminders table lives here): without
+// this role it logs "Unable to get table reference" warnings and loses them.
+resource tableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, principalId, roles.tableDataContributor)
+  scope: account
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataContributor)
+  }
+}
+
 resource deploymentBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(deploymentContainer.id, principalId, roles.blobDataOwner)
   scope: deploymentContainer
@@ -130,4 +143,5 @@ resource hostBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = [fo
 output name string = account.name
 output queueEndpoint string = account.properties.primaryEndpoints.queue
 output blobEndpoint string = account.properties.primaryEndpoints.blob
+output tableEndpoint string = account.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainerName}'

@@ -373,12 +373,20 @@ def bubbleup(summaries: Iterable[TraceSummary], selected: Callable[[TraceSummary
     return {"selected": len(sel), "baseline": len(base), "fields": dims}
 
 
-def waterfall(trace_id: str, spans: Sequence[Span]) -> dict[str, Any]:
-    """One trace for the waterfall page: spans in tree order with offsets from the trace start."""
+def waterfall(trace_id: str, spans: Sequence[Span], logs: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """One trace for the waterfall page: spans in tree order with offsets from the trace start, each
+    with the log records written while it was the current span (at their moment)."""
     start = min((_int(s.get("start_ns")) for s in spans), default=0)
     end = max((_int(s.get("end_ns") or s.get("start_ns")) for s in spans), default=start)
     rows: list[dict[str, Any]] = []
     own = self_times_ms(spans)
+    by_span: dict[Any, list[dict[str, Any]]] = {}
+    for log in sorted(logs, key=lambda lg: _int(lg.get("time_ns"))):
+        by_span.setdefault(log.get("span_id"), []).append({
+            "offset_ms": (_int(log.get("time_ns"), start) - start) / 1e6, "severity": log.get("severity") or "",
+            "logger": log.get("logger") or "", "body": str(log.get("body") or ""), "service": log.get("service.name"),
+            "attributes": log.get("attributes") or {},
+        })
     for depth, span in tree_order(list(spans)):
         s0 = _int(span.get("start_ns"), start)
         s1 = _int(span.get("end_ns"), s0)
@@ -399,6 +407,9 @@ def waterfall(trace_id: str, spans: Sequence[Span]) -> dict[str, Any]:
                  "attributes": link.get("attributes") or {}}
                 for link in span.get("links") or [] if isinstance(link, dict)
             ],
+            "logs": by_span.pop(span.get("span_id"), []),
         })
     return {"trace_id": trace_id, "start_ms": start / 1e6, "duration_ms": (end - start) / 1e6,
-            "summary": summarise(trace_id, spans).to_json(), "spans": rows}
+            "summary": summarise(trace_id, spans).to_json(), "spans": rows,
+            "log_count": sum(len(r["logs"]) for r in rows) + sum(len(v) for v in by_span.values()),
+            "unplaced_logs": [log for orphans in by_span.values() for log in orphans]}

@@ -160,7 +160,7 @@ def trace(ex: Explorer, query: Mapping[str, str], trace_id: str) -> dict[str, An
     if not trace_id or len(trace_id) > 32 or any(c not in "0123456789abcdefABCDEF" for c in trace_id):
         raise BadRequest("a trace id is up to 32 hex digits")
     found = ex.store.find(trace_id)
-    return agg.waterfall(*found) if found else None
+    return agg.waterfall(*found, logs=ex.store.logs.get(found[0], [])) if found else None
 
 
 API: dict[str, Callable[[Explorer, Mapping[str, str]], dict[str, Any]]] = {

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from localdev.explorer.aggregate import TraceSummary, parse_marker, summarise
-from localdev.traces import Span, parse_line
+from localdev.traces import LOG_TYPE, Log, Span, parse_record
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Batch:
     spans: list[Span]
     skipped: int
     reset: bool = False  # the file was truncated: what was read before is gone
+    logs: list[Log] = field(default_factory=list)  # "type": "log" lines: log records in their trace
 
 
 class SpanFile:
@@ -59,6 +60,7 @@ class SpanFile:
             self._buffer = b""
             batch.reset = True
             batch.spans.clear()
+            batch.logs.clear()
             self._read(batch)
         return batch
 
@@ -87,11 +89,11 @@ class SpanFile:
             line = raw.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
-            span = parse_line(line)
-            if span is None:
+            parsed = parse_record(line)
+            if parsed is None:
                 batch.skipped += 1
             else:
-                batch.spans.append(span)
+                (batch.logs if parsed[0] == LOG_TYPE else batch.spans).append(parsed[1])
         return rest
 
 
@@ -100,6 +102,7 @@ class TraceStore:
     """Traces by id, with cached summaries; ``version`` changes whenever anything does."""
 
     traces: dict[str, list[Span]] = field(default_factory=dict)
+    logs: dict[str, list[Log]] = field(default_factory=dict)
     skipped_lines: int = 0
     span_count: int = 0
     version: int = 0
@@ -108,15 +111,18 @@ class TraceStore:
     def apply(self, batch: Batch) -> None:
         if batch.reset:
             self.traces.clear()
+            self.logs.clear()
             self._summaries.clear()
             self.span_count = 0
+        for log in batch.logs:
+            self.logs.setdefault(str(log["trace_id"]).lower(), []).append(log)
         for span in batch.spans:
             tid = str(span["trace_id"]).lower()
             self.traces.setdefault(tid, []).append(span)
             self._summaries.pop(tid, None)
         self.span_count += len(batch.spans)
         self.skipped_lines += batch.skipped
-        if batch.spans or batch.skipped or batch.reset:
+        if batch.spans or batch.logs or batch.skipped or batch.reset:
             self.version += 1
 
     def summaries(self) -> list[TraceSummary]:

@@ -17,6 +17,7 @@ import pytest
 import requests
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.queue import QueueMessage
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -222,7 +223,8 @@ def test_undecodable_message_goes_to_poison_at_once_with_reason(
 
 
 async def test_failing_command_apologises_with_trace_id(runtime: Runtime, emulator: EmulatorThread,
-                                                        spans: InMemorySpanExporter) -> None:
+                                                        spans: InMemorySpanExporter,
+                                                        logs: InMemoryLogRecordExporter) -> None:
     incoming = _incoming(emulator, "!catfact")
     trace_id = await _enqueue(runtime, incoming)
 
@@ -238,6 +240,10 @@ async def test_failing_command_apologises_with_trace_id(runtime: Runtime, emulat
     assert [e.name for e in command.events] == ["exception"]
     (reply,) = _bot_replies(emulator, incoming.ids.message)
     assert "timed out" in reply["content"] and trace_id in reply["content"]
+    # The failed external call is a WARNING inside the trace, under the command's span.
+    (warning,) = [r.log_record for r in logs.get_finished_logs() if r.log_record.severity_text == "WARN"]
+    assert warning.trace_id == process.context.trace_id and warning.span_id == command.context.span_id
+    assert "external API failed: the cat fact service timed out" in str(warning.body)
 
 
 async def test_gated_command_is_refused_when_flag_is_off(runtime: Runtime, emulator: EmulatorThread,

@@ -28,6 +28,7 @@ IDENTITY_FORM = {"AzureWebJobsStorage": "AzureWebJobsStorage__queueServiceUri"}
 FAKES = {
     "AzureWebJobsStorage__queueServiceUri": "https://dbotst.queue.core.windows.net/",
     "AzureWebJobsStorage__blobServiceUri": "https://dbotst.blob.core.windows.net/",
+    "AzureWebJobsStorage__tableServiceUri": "https://dbotst.table.core.windows.net/",
     "AzureWebJobsStorage__credential": "managedidentity",
     "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
     "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000001",

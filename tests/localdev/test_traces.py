@@ -93,3 +93,19 @@ def test_load_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["--file", str(path), "--last", "1"]) == 0
     assert "0" * 31 + "1" in capsys.readouterr().out
     assert main(["--file", str(tmp_path / "missing.jsonl")]) == 1
+
+
+def test_log_records_print_under_their_span_and_are_not_spans(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "traces.jsonl"
+    warning = {"type": "log", "trace_id": TRACE, "span_id": "d" * 16, "time_ns": T0 + 200 * MS, "severity": "WARN",
+               "logger": "function_runtime.invocation", "body": "command catfact: external API failed: 504",
+               "service.name": F, "attributes": {}}
+    path.write_text("\n".join(json.dumps(s) for s in [*two_service_trace(), warning]) + "\n")
+    assert [len(v) for v in load_traces(path).values()] == [5]  # the log line is no span
+    assert main(["--file", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if " catfact " in line and "GET" not in line)
+    log_line = next(line for line in lines if "· log" in line)
+    assert lines.index(log_line) > at and "200.0  WARN function_runtime.invocation: command catfact: external API" \
+        in log_line

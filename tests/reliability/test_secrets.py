@@ -4,7 +4,8 @@ storage account key and interaction tokens.
 Listener and host export to a local OTLP/protobuf receiver AND a local Azure Monitor
 (/v2.1/track) receiver AND the local trace file; a prefix command and a slash command
 (which carries an interaction token through the queue) run end to end. Then every
-exported span, every log line and the trace file are searched.
+exported span and log record (OTLP /v1/logs, App Insights traces), every log line and the
+trace file are searched.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from localdev.azurite import ACCOUNT_KEY, Azurite
 from tests.reliability.harness import Stack, running_stack
@@ -62,7 +64,14 @@ def test_no_secret_in_any_span_log_or_trace_file(
 
     secrets = {"bot token": stack.emulator.token, "account key": ACCOUNT_KEY,
                **{f"interaction token {i}": t for i, t in enumerate(tokens)}}
-    otlp_text = [str(msg) for msg in decode_otlp(otlp)] + [r.payload().decode("latin-1") for r in otlp.requests]
+    span_requests = Receiver(requests=[r for r in otlp.requests if r.path == "/v1/traces"])
+    log_requests = [r for r in otlp.requests if r.path == "/v1/logs"]
+    otlp_text = [str(msg) for msg in decode_otlp(span_requests)]
+    otlp_text += [r.payload().decode("latin-1") for r in otlp.requests]
+    for req in log_requests:  # the exported Python log records (shared/telemetry_logs.py)
+        logs = ExportLogsServiceRequest()
+        logs.ParseFromString(req.payload())
+        otlp_text.append(str(logs))
     azmon_text = [gzip.decompress(r.body).decode() if r.body[:2] == b"\x1f\x8b" else r.body.decode()
                   for r in azmon.requests]
     sources = {
@@ -79,5 +88,8 @@ def test_no_secret_in_any_span_log_or_trace_file(
         assert "discord.command" in sources[name] and "cmd-ping process" in sources[name], name
         assert "discord-bot-listener" in sources[name] and "discord-bot-functions" in sources[name], name
     assert '"app.trigger": "slash"' in sources["trace file"]
+    # The log records went to every sink too (INFO and above from both processes), scanned like the spans.
+    assert log_requests, "no OTLP log records: the log scan would be vacuous"
+    assert '"type": "log"' in sources["trace file"] and "MessageData" in sources["azure monitor"]
     leaks = [(what, where) for what, secret in secrets.items() for where, text in sources.items() if secret in text]
     assert leaks == []

@@ -10,6 +10,7 @@ import stat
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 OUTPUTS: dict[str, object] = {
     "registryName": "dbotacrabc", "registryServer": "dbotacrabc.azurecr.io", "functionAppName": "dbot-func-abc",
@@ -36,8 +37,9 @@ def main(argv: list[str]) -> int:
         if os.environ.get("FAKE_AZ_FIRST_RUN"):
             print("ERROR: (DeploymentNotFound)", file=sys.stderr)
             status = 3
-        else:
-            out = str(OUTPUTS["registryName"])
+        else:  # --query properties.outputs.<name>.value
+            query = argv[argv.index("--query") + 1] if "--query" in argv else "properties.outputs.registryName.value"
+            out = str(OUTPUTS[query.split(".")[2]])
     elif cmd.startswith("deployment group create"):
         files = [a[1:] for a in argv if a.startswith("@")]
         described = {}
@@ -49,6 +51,20 @@ def main(argv: list[str]) -> int:
         out = json.dumps({k: {"type": "String", "value": v} for k, v in OUTPUTS.items()})
     elif cmd.startswith("acr show"):
         out = str(OUTPUTS["registryServer"])
+    elif cmd.startswith("resource show"):  # the vault's honeycomb-api-key secret (metadata only)
+        if os.environ.get("FAKE_AZ_HONEYCOMB_SECRET"):
+            out = "/subscriptions/0000/resourceGroups/bot/providers/Microsoft.KeyVault/vaults/dbot-kv-abc/secrets/x"
+        else:
+            print("ERROR: (ResourceNotFound)", file=sys.stderr)
+            status = 3
+    elif cmd.startswith("containerapp job start"):
+        out = "dbot-sync-commands-x1y2z3"
+    elif cmd.startswith("containerapp job execution show"):
+        statuses = os.environ.get("FAKE_AZ_JOB_STATUSES", "Running,Succeeded").split(",")
+        count_file = Path(os.environ["FAKE_AZ_LOG"] + ".polls")
+        polls = int(count_file.read_text()) if count_file.exists() else 0
+        count_file.write_text(str(polls + 1))
+        out = statuses[min(polls, len(statuses) - 1)]
     elif "config-zip" in argv:
         src = argv[argv.index("--src") + 1]
         entry["zip"] = sorted(zipfile.ZipFile(src).namelist())

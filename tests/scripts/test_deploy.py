@@ -92,7 +92,7 @@ def test_first_run_deploys_everything_in_order(tmp_path: Path, stub: StubApis) -
 
 
 def test_later_release_builds_then_deploys_once(tmp_path: Path, stub: StubApis) -> None:
-    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", "--version", "def456")
+    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", "--version", "def456", JOB_POLL_SECONDS="0")
     assert proc.returncode == 0, proc.stderr
     creates = [c for c in calls if c["argv"][:3] == ["deployment", "group", "create"]]
     assert len(creates) == 1
@@ -126,3 +126,53 @@ def test_refused_marker_fails_the_run_after_the_release(tmp_path: Path, stub: St
     assert proc.returncode == 1
     assert "honeycomb: 401" in proc.stderr and "v9 is live, but its markers were not posted" in proc.stderr
     assert any("config-zip" in c["argv"] for c in calls) and "hcxik_bad" not in proc.stderr
+
+
+def _create_args(calls: list[Any]) -> list[list[str]]:
+    return [c["argv"] for c in calls if c["argv"][:3] == ["deployment", "group", "create"]]
+
+
+def test_honeycomb_without_a_key_in_the_vault_deploys_without_it(tmp_path: Path, stub: StubApis) -> None:
+    # The example parameters ask for Honeycomb; no key given and none stored: one line, no reference.
+    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", "--version", "v1", JOB_POLL_SECONDS="0")
+    assert proc.returncode == 0, proc.stderr
+    missing = [line for line in proc.stderr.splitlines() if "honeycomb-api-key" in line]
+    assert missing == ["deploy: useHoneycomb is set but Key Vault dbot-kv-abc has no honeycomb-api-key: "
+                       "deploying without Honeycomb (set HONEYCOMB_API_KEY to store it)"]
+    assert all("honeycombKeyInVault=false" in argv for argv in _create_args(calls))
+    secret_check = next(c["argv"] for c in calls if c["argv"][:2] == ["resource", "show"])
+    assert "dbot-kv-abc/honeycomb-api-key" in secret_check
+
+
+def test_honeycomb_key_in_the_vault_is_referenced(tmp_path: Path, stub: StubApis) -> None:
+    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", "--version", "v1", FAKE_AZ_HONEYCOMB_SECRET="1",
+                             JOB_POLL_SECONDS="0")
+    assert proc.returncode == 0, proc.stderr
+    assert "honeycomb-api-key" not in proc.stderr
+    assert all("honeycombKeyInVault=true" in argv for argv in _create_args(calls))
+    # A key given now is stored by this deployment: no need to look in the vault.
+    (tmp_path / "az.jsonl").unlink()
+    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", HONEYCOMB_API_KEY=HONEYCOMB_INGEST, JOB_POLL_SECONDS="0")
+    assert proc.returncode == 0 and not [c for c in calls if c["argv"][:2] == ["resource", "show"]]
+
+
+def test_waits_for_the_slash_command_job_and_reports_its_failure(tmp_path: Path, stub: StubApis) -> None:
+    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", JOB_POLL_SECONDS="0",
+                             FAKE_AZ_JOB_STATUSES="Running,Running,Succeeded")
+    assert proc.returncode == 0, proc.stderr
+    polls = [c["argv"] for c in calls if c["argv"][:4] == ["containerapp", "job", "execution", "show"]]
+    assert len(polls) == 3 and "dbot-sync-commands-x1y2z3" in polls[0]
+    (tmp_path / "az.jsonl.polls").unlink()
+    (tmp_path / "az.jsonl").unlink()
+    marked = len(stub.requests)
+    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", JOB_POLL_SECONDS="0", FAKE_AZ_JOB_STATUSES="Running,Failed")
+    assert proc.returncode == 1 and "slash-command sync dbot-sync-commands-x1y2z3 ended Failed" in proc.stderr
+    assert len(stub.requests) == marked  # no markers for a release whose commands did not sync
+
+
+def test_waits_are_bounded(tmp_path: Path, stub: StubApis) -> None:
+    proc, calls = run_deploy(tmp_path, stub, "-g", "bot", JOB_POLL_SECONDS="0", JOB_TIMEOUT="0",
+                             FAKE_AZ_JOB_STATUSES="Running")
+    assert proc.returncode == 1 and "still Running after 0s" in proc.stderr
+    zip_call = next(c["argv"] for c in calls if "config-zip" in c["argv"])
+    assert zip_call[zip_call.index("--timeout") + 1] == "900"

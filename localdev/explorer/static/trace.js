@@ -1,5 +1,6 @@
 // One trace as a waterfall across both services: spans nested and to scale; click a span
-// for its attributes and events (app.response, rate limits, flag evaluations, errors).
+// for its attributes, events and logs (app.response, rate limits, flag evaluations, errors, the
+// Python log records written while it was the current span, marked on its bar at their moment).
 import { api } from "/static/common.js";
 import { esc, fmtMs, fmtDateTime, fmtValue } from "/static/format.js";
 
@@ -17,6 +18,12 @@ function eventClass(name) {
   if (name === "exception") return "ev-err";
   if (/rate|429/i.test(name)) return "ev-rate";
   if (name.startsWith("feature_flag")) return "ev-flag";
+  return "";
+}
+
+function logClass(severity) {
+  if (/^(ERROR|FATAL)/.test(severity)) return "lg-err";
+  if (/^WARN/.test(severity)) return "lg-warn";
   return "";
 }
 
@@ -58,7 +65,8 @@ function waterfall(t, colors) {
     const width = Math.max(pct(r.duration_ms), 0.25);
     const label = left > 62 ? `style="right:${100 - left}%" class="wf-dur before"` : `style="left:${left + width}%" class="wf-dur"`;
     const events = r.events.map((e) => `<i class="ev ${eventClass(e.name)}" style="left:${pct(e.offset_ms)}%"
-      title="${esc(e.name)} at ${fmtMs(e.offset_ms)}"></i>`).join("");
+      title="${esc(e.name)} at ${fmtMs(e.offset_ms)}"></i>`).join("") + r.logs.map((l) => `<i class="lg ${logClass(l.severity)}"
+      style="left:${pct(l.offset_ms)}%" title="${esc(l.severity)} ${esc(l.logger)}: ${esc(l.body)} at ${fmtMs(l.offset_ms)}"></i>`).join("");
     return `<div class="wf-row ${r.error ? "err" : ""}" data-i="${i}">
       <div class="wf-name" style="padding-left:${10 + r.depth * 16}px" title="${esc(r.service)}">
         <i class="svc" style="background:${colors[r.service]}"></i><span>${esc(r.name)}</span>${r.error ? '<b class="bang">!</b>' : ""}${
@@ -97,7 +105,10 @@ function detail(r) {
       <table class="attrs">${Object.entries(l.attributes).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(fmtValue(v))}</td></tr>`).join("")}</table></div>`).join("")}` : ""}
     ${r.events.length ? `<h3>Events <span class="muted">${r.events.length}</span></h3>${r.events.map((e) => `
       <div class="event ${eventClass(e.name)}"><div><b>${esc(e.name)}</b> <span class="muted">+${fmtMs(e.offset_ms)}</span></div>
-      <table class="attrs">${Object.entries(e.attributes).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(fmtValue(v))}</td></tr>`).join("")}</table></div>`).join("")}` : ""}`;
+      <table class="attrs">${Object.entries(e.attributes).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(fmtValue(v))}</td></tr>`).join("")}</table></div>`).join("")}` : ""}
+    ${r.logs.length ? `<h3>Logs <span class="muted">${r.logs.length}</span></h3>${r.logs.map((l) => `
+      <div class="log ${logClass(l.severity)}"><div><b>${esc(l.severity)}</b> <span class="muted">+${fmtMs(l.offset_ms)} ${esc(l.logger)}</span></div>
+      <pre>${esc(l.body)}</pre>${l.attributes["exception.stacktrace"] ? `<pre class="muted">${esc(l.attributes["exception.stacktrace"])}</pre>` : ""}</div>`).join("")}` : ""}`;
 }
 
 export function renderTrace(root, traceId) {
@@ -113,8 +124,8 @@ export function renderTrace(root, traceId) {
         ${err.status === 404 ? "<p>Spans are written when each part finishes; this page opens the trace as soon as they arrive.</p>" : ""}</div>`;
       return;
     }
-    if (t.spans.length === shown) return;
-    shown = t.spans.length;
+    if (t.spans.length + t.log_count === shown) return;
+    shown = t.spans.length + t.log_count;
     const services = [...new Set(t.spans.map((r) => r.service))].sort((a, b) => (a.endsWith("listener") ? -1 : b.endsWith("listener") ? 1 : a.localeCompare(b)));
     const colors = Object.fromEntries(services.map((s, i) => [s, SERVICE_COLORS[i % SERVICE_COLORS.length]]));
     if (chosen === null || chosen >= t.spans.length) {

@@ -178,6 +178,13 @@ def test_trace_list_filters_and_opens_a_waterfall(page: Page, explorer: tuple[st
     now = time.time_ns()
     limited = make_trace("catfact", now - 5 * 10**9, rate_limited=True, user="erin")
     write_spans(trace_file, make_trace("ping", now - 9 * 10**9) + limited)
+    command = next(s for s in limited if s["name"] == "catfact")
+    warning = {"type": "log", "trace_id": command["trace_id"], "span_id": command["span_id"],
+               "time_ns": command["start_ns"] + 1_000_000, "severity": "WARN", "logger": "function_runtime.invocation",
+               "body": "command catfact: external API failed: 503", "service.name": command["service.name"],
+               "attributes": {}}
+    with trace_file.open("a") as f:
+        f.write(json.dumps(warning) + "\n")
     wait_for_traces(url, 2)
     page.goto(url + "/traces")
     page.wait_for_selector("table.traces tbody tr")
@@ -192,6 +199,11 @@ def test_trace_list_filters_and_opens_a_waterfall(page: Page, explorer: tuple[st
     assert names[:3] == ["discord.command", "cmd-catfact send", "cmd-catfact process"]
     assert names.count("POST /channels/{channel_id}/messages") == 2 and "GET" in names
     assert "discord.send_response" in page.inner_text(".where")  # the retry_after wait is where the time went
+    # the WARNING written inside the command's span: a tick on its bar, listed in its detail
+    row = page.locator(".wf-row", has=page.locator(".wf-name span", has_text=re.compile("^catfact$")))
+    assert "external API failed" in (row.locator(".lg.lg-warn").get_attribute("title") or "")
+    row.click()
+    assert "external API failed: 503" in page.inner_text("#detail .log.lg-warn")
     page.locator(".wf-row.err").first.click()
     detail = page.inner_text("#detail")
     assert "discord.rate_limited" in detail and "retry_after" in detail and "429" in detail
