@@ -10,17 +10,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from localdev.functions_host.host import FunctionsHost
-from localdev.functions_host.hostconfig import load_host_config
-from localdev.functions_host.queue_worker import LEASE
-from localdev.functions_host.worker_channel import AppLocation
+# Light imports only up here: the worker is started before the host's heavy imports (in main()).
+from localdev.functions_host.hostconfig import LEASE, load_host_config
+from localdev.functions_host.spawn import AppLocation, spawn_worker
 from shared.errors import SettingsError
 from shared.settings import PROJECT_ROOT, load_settings
+
+if TYPE_CHECKING:
+    from localdev.functions_host.host import FunctionsHost
 
 _log = logging.getLogger("localdev.functions_host")
 
@@ -70,8 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         host_config = load_host_config(args.host_json)
+        app = AppLocation.of(args.app)
+    except SettingsError as exc:
+        _log.error("cannot start: %s", exc)
+        return 2
+    # The worker's start-up (Python, azure_functions_runtime, gRPC) overlaps the host's imports below.
+    worker = spawn_worker(app, os.environ)
+    from localdev.functions_host.host import FunctionsHost
+
+    try:
         host = FunctionsHost(
-            AppLocation.of(args.app), settings, host_config,
+            app, settings, host_config, prespawned=worker,
             drain_timeout=args.drain_timeout, lease=timedelta(seconds=args.lease_seconds), only=args.functions,
         )  # fmt: skip
     except SettingsError as exc:

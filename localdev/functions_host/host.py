@@ -24,8 +24,9 @@ from localdev.functions_host.hostconfig import HostConfig
 from localdev.functions_host.http_server import HttpFunction, HttpServer, http_functions
 from localdev.functions_host.invoke import Invoker
 from localdev.functions_host.queue_worker import LEASE, QueueWorker
+from localdev.functions_host.spawn import AppLocation, SpawnedWorker
 from localdev.functions_host.triggers import DEFAULT_CONNECTION, QueueFunction, queue_functions
-from localdev.functions_host.worker_channel import AppLocation, WorkerChannel, WorkerError
+from localdev.functions_host.worker_channel import WorkerChannel, WorkerError
 from shared.errors import SettingsError
 from shared.queues import async_service_client
 from shared.registry import poison_queue_name
@@ -64,18 +65,21 @@ class FunctionsHost:
         lease: timedelta = LEASE,
         only: Collection[str] | None = None,
         worker_env: Mapping[str, str] | None = None,
+        prespawned: SpawnedWorker | None = None,
     ) -> None:
         """``drain_timeout``: seconds to wait for in-flight invocations at stop. ``lease``: how long a
         received message stays invisible between renewals while its function runs. ``only``: run
         just these functions (one scale controller instance). ``worker_env``: the worker's
-        environment, the app settings (default: this process's)."""
+        environment, the app settings (default: this process's). ``prespawned``: its worker, started
+        early (``python -m localdev.functions_host`` does, to overlap the two start-ups)."""
         self.app = app
         self.settings = settings
         self.config = host_config
         self.drain_timeout = drain_timeout
         self.lease = lease
         self.only = only
-        self.channel = WorkerChannel(app, dict(os.environ if worker_env is None else worker_env))
+        self.channel = WorkerChannel(app, dict(os.environ if worker_env is None else worker_env),
+                                     prespawned=prespawned)
         self.channel.on_exit = lambda generation, code: self.replace_worker(generation, f"it exited (code {code})")
         self._restarting: asyncio.Task[None] | None = None
         self.worker_restarts = 0

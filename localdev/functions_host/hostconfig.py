@@ -21,6 +21,9 @@ from shared.errors import SettingsError
 _TIMESPAN = re.compile(r"^(?:(?P<d>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d{1,7})?)$")
 MIN_POLLING_INTERVAL = timedelta(milliseconds=100)
 DEFAULT_FUNCTION_TIMEOUT = timedelta(minutes=30)
+# How long a received message stays invisible between renewals while its function runs (fixed in the
+# real host; --lease-seconds shortens it in tests).
+LEASE = timedelta(seconds=60)
 
 
 def parse_timespan(value: object, name: str) -> timedelta:

@@ -26,13 +26,12 @@ from azure.storage.queue import QueueMessage as StorageQueueMessage
 from azure.storage.queue.aio import QueueClient
 
 from localdev.functions_host.backoff import PollingBackoff
-from localdev.functions_host.hostconfig import QueuesConfig
+from localdev.functions_host.hostconfig import LEASE, QueuesConfig
 from localdev.functions_host.invoke import BodyDecodeError, Invoker, decode_body, payload, queue_trigger_metadata
 from localdev.functions_host.worker_channel import FunctionFailed, WorkerError
 
 _log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
 SETTLE_TIMEOUT = 10.0  # bound on delete/release/poison calls at shutdown
 
 

@@ -1,6 +1,6 @@
 """The host's side of the Functions worker protocol: one language worker process per host.
 
-    channel = WorkerChannel(AppLocation.of("function_app"), env)
+    channel = WorkerChannel(AppLocation.of("function_app"), env)   # AppLocation: localdev.functions_host.spawn
     functions = await channel.start()        # StartStream, WorkerInitRequest (indexes), FunctionsMetadataRequest
     await channel.load(functions[0])          # FunctionLoadRequest
     response = await channel.invoke(fn, input_data, trigger_metadata, trace_context)   # InvocationRequest
@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import logging
-import os
-import sys
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 
+from localdev.functions_host.spawn import MAX_MESSAGE, WORKER_DIRECTORY, AppLocation, SpawnedWorker, spawn_worker
 from localdev.functions_rpc import SERVICE, protos
-from shared.errors import SettingsError
 
 _log = logging.getLogger(__name__)
 
@@ -73,31 +70,6 @@ class IndexedFunction:
         return next((b for b in self.bindings if str(b.get("type", "")).endswith("Trigger")), {})
 
 
-@dataclass(frozen=True)
-class AppLocation:
-    """Where the app is: the directory the worker indexes and its script (``PYTHON_SCRIPT_FILE_NAME``)."""
-
-    directory: Path
-    script_file: str = "function_app.py"
-
-    @classmethod
-    def of(cls, spec: str) -> AppLocation:
-        """``module[:attribute]`` (``function_app:app``, ``tests.localdev.sample_app:app``) -> its file,
-        found without importing it (the worker library finds the app object itself)."""
-        module = spec.partition(":")[0]
-        project = str(Path(__file__).resolve().parents[2])
-        if project not in sys.path:
-            sys.path.insert(0, project)
-        try:
-            found = importlib.util.find_spec(module)
-        except ModuleNotFoundError:
-            found = None
-        if found is None or not found.origin or not found.origin.endswith(".py"):
-            raise SettingsError(f"--app {spec}: no module {module!r} (expected module[:attribute] of a .py file)")
-        path = Path(found.origin)
-        return cls(path.parent, path.name)
-
-
 def _failure(result: Any) -> str | None:
     """None for Success, else the worker's message."""
     if result.status == protos().StatusResult.Success:
@@ -107,16 +79,20 @@ def _failure(result: Any) -> str | None:
 
 
 class WorkerChannel:
-    def __init__(self, app: AppLocation, env: Mapping[str, str], *, startup_timeout: float = 60.0) -> None:
+    def __init__(self, app: AppLocation, env: Mapping[str, str], *, startup_timeout: float = 60.0,
+                 prespawned: SpawnedWorker | None = None) -> None:
         """``app``: what the worker indexes. ``env``: the worker's environment (the app settings), to
-        which ``PYTHON_SCRIPT_FILE_NAME`` and the project on PYTHONPATH are added."""
+        which ``PYTHON_SCRIPT_FILE_NAME`` and the project on PYTHONPATH are added. ``prespawned``: a
+        worker already started for this channel (spawn.py), used by the first ``start()``."""
+        self.app = app
         self.app_dir = app.directory
         self.script_file = app.script_file
+        self._prespawned = prespawned
         self._env = dict(env)
         self._startup_timeout = startup_timeout
         self._p = protos()
         self._server: grpc.aio.Server | None = None
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._exited: asyncio.Task[None] | None = None
         self.generation = 0  # +1 per worker process started
         self.loaded: dict[str, IndexedFunction] = {}  # by function name: what load() loaded
@@ -224,25 +200,32 @@ class WorkerChannel:
         handler = grpc.method_handlers_generic_handler(SERVICE, {"EventStream": grpc.stream_stream_rpc_method_handler(
             event_stream, request_deserializer=p.StreamingMessage.FromString,
             response_serializer=p.StreamingMessage.SerializeToString)})
-        self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", 2**31 - 1),
-                                                ("grpc.max_send_message_length", 2**31 - 1)])
+        self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                                ("grpc.max_send_message_length", MAX_MESSAGE)])
         self._server.add_generic_rpc_handlers((handler,))
-        port = self._server.add_insecure_port("127.0.0.1:0")
+        spawned, self._prespawned = self._prespawned, None
+        port = 0
+        if spawned is not None:
+            try:  # the port the prespawned worker is waiting on; taken since? then a worker of our own
+                port = self._server.add_insecure_port(f"127.0.0.1:{spawned.port}")
+            except RuntimeError:
+                port = 0
+            if port == 0:
+                spawned.process.kill()
+                spawned = None
+        if spawned is None:
+            port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
-        project = str(Path(__file__).resolve().parents[2])
-        env = {**self._env, "PYTHON_SCRIPT_FILE_NAME": self.script_file,
-               "PYTHONPATH": os.pathsep.join(p for p in (project, self._env.get("PYTHONPATH", "")) if p)}
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "localdev.functions_worker", "--host", "127.0.0.1", "--port", str(port),
-            "--workerId", self.worker_id, "--requestId", str(uuid.uuid4()),
-            "--grpcMaxMessageLength", str(2**31 - 1), cwd=str(self.app_dir), env=env)
+        if spawned is None:
+            spawned = await asyncio.to_thread(spawn_worker, self.app, self._env, port)
+        self.worker_id, self._process = spawned.worker_id, spawned.process
         self._exited = asyncio.create_task(self._watch_exit(self._process, self.generation))
         try:
             await asyncio.wait_for(self._wait_connected(), self._startup_timeout)
             init = await self._request("worker_init_response", "", self._startup_timeout,
                                        worker_init_request=p.WorkerInitRequest(
                                            host_version=HOST_VERSION, capabilities=HOST_CAPABILITIES,
-                                           worker_directory=str(Path(__file__).resolve().parents[1]),
+                                           worker_directory=str(WORKER_DIRECTORY),
                                            function_app_directory=str(self.app_dir)))
             if (reason := _failure(init.result)) is not None:
                 raise WorkerError(reason)
@@ -268,8 +251,8 @@ class WorkerChannel:
             waiter.cancel()
             raise WorkerError("the worker exited before connecting")
 
-    async def _watch_exit(self, process: asyncio.subprocess.Process, generation: int) -> None:
-        code = await process.wait()
+    async def _watch_exit(self, process: subprocess.Popen[bytes], generation: int) -> None:
+        code = await asyncio.to_thread(process.wait)
         self._close(WorkerError(f"the worker process exited (code {code})"))
         if not self._stopping and self.on_exit is not None:
             self.on_exit(generation, code)
@@ -323,23 +306,20 @@ class WorkerChannel:
         """Ask the worker to stop (WorkerTerminate), wait ``grace`` seconds, then end it."""
         self._stopping = True
         process = self._process
-        if process is not None and process.returncode is None:
+        exited = self._exited
+        if process is not None and process.poll() is None and exited is not None:
             with contextlib.suppress(Exception):
                 self._outgoing.put_nowait(self._p.StreamingMessage(worker_terminate=self._p.WorkerTerminate()))
                 self._outgoing.put_nowait(None)
-            try:
-                await asyncio.wait_for(process.wait(), grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 2.0)
-                except TimeoutError:
+            for end, wait in ((None, grace), (process.terminate, 2.0), (process.kill, None)):
+                if end is not None:
                     with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await process.wait()
-        if self._exited is not None:
-            await asyncio.gather(self._exited, return_exceptions=True)
+                        end()
+                await asyncio.wait({exited}, timeout=wait)
+                if exited.done():
+                    break
+        if exited is not None:
+            await asyncio.gather(exited, return_exceptions=True)
         if self._server is not None:
             await self._server.stop(grace=0.5)
             self._server = None

@@ -69,8 +69,10 @@ class Worker:
         library.start_threadpool_executor()
         try:
             async with grpc.aio.insecure_channel(self.address, options=self._options) as channel:
+                # wait_for_ready: the host may start this process before its gRPC server is listening
                 call = channel.stream_stream(EVENT_STREAM, request_serializer=p.StreamingMessage.SerializeToString,
-                                             response_deserializer=p.StreamingMessage.FromString)(self._messages_out())
+                                             response_deserializer=p.StreamingMessage.FromString)(
+                    self._messages_out(), wait_for_ready=True)
                 async for message in call:
                     if message.WhichOneof("content") == "worker_terminate":
                         break
