@@ -36,12 +36,13 @@ def stack(azurite: Azurite, tmp_path: Path) -> Iterator[Stack]:
 
 
 class Controller:
-    def __init__(self, stack: Stack, args: Sequence[str], **host_json: Any) -> None:
+    def __init__(self, stack: Stack, args: Sequence[str], *, bare: bool = False, **host_json: Any) -> None:
+        """``bare``: none of FAST's options (no ``--always-ready``): Flex Consumption's defaults."""
         self.stack = stack
         self.status_file = stack.tmp / "scale.json"
         self.log_dir = stack.tmp / "instances"
         argv = ["--host-json", str(stack.host_json(**host_json)), "--status-file", str(self.status_file),
-                "--log-dir", str(self.log_dir), *FAST, *args]
+                "--log-dir", str(self.log_dir), *([] if bare else FAST), *args]
         self.child = Child("scale_controller", "localdev.scale_controller", stack.env(), stack.tmp / "controller.log",
                            args=argv).start()
         stack.children.append(self.child)
@@ -128,6 +129,27 @@ def test_scales_to_zero_after_the_idle_timeout_and_back_with_a_cold_start(stack:
     assert earlier is not None
     first_process = earlier[0]
     assert process["service.instance.id"] != first_process["service.instance.id"]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_a_bare_controller_leaves_nothing_running_after_its_idle_timeout(stack: Stack) -> None:
+    # No --always-ready at all: every group, the http group included, scales to zero when idle.
+    controller = Controller(stack, ["--idle-timeout", "1", "--interval", "0.2"], bare=True)
+    message = stack.enqueue(stack.envelope("!ping"))
+    stack.wait_reply(message)
+    workers = [w for host in controller.instance_pids().values() for w in _children(host)]
+    assert workers, "each instance runs its app in a worker process"
+    wait_until(lambda: not controller.instance_pids(), 30, "every instance to stop")
+    status = json.loads(controller.status_file.read_text())
+    assert {g["group"]: g["instances"] for g in status["groups"] if g["instances"]} == {}
+    assert "http" in {g["group"] for g in status["groups"]}
+    assert not [w for w in workers if Path(f"/proc/{w}").exists() and "zombie" not in _state(w)]
 
 
 def test_a_killed_instance_is_replaced_and_its_messages_are_not_lost(stack: Stack) -> None:
