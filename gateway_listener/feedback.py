@@ -136,13 +136,7 @@ class TypingIndicator:
 
     def _observe(self, major: str, resp: aiohttp.ClientResponse) -> None:
         assert self._shared is not None
-        h = resp.headers
-        scope = h.get("X-RateLimit-Scope")
-        self._shared.observe("POST " + TYPING_ROUTE, major, resp.status, bucket=h.get("X-RateLimit-Bucket"),
-                             remaining=_number(h.get("X-RateLimit-Remaining"), int),
-                             reset_after=_number(h.get("X-RateLimit-Reset-After"), float),
-                             retry_after=_number(h.get("Retry-After"), float), scope=scope,
-                             is_global=h.get("X-RateLimit-Global") == "true" or scope == "global")
+        self._shared.observe_headers("POST " + TYPING_ROUTE, major, resp.status, resp.headers)
 
     async def close(self) -> None:
         """Let requests in flight finish (each is bounded by its timeout), then close the session."""
@@ -151,10 +145,3 @@ class TypingIndicator:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def _number(raw: str | None, kind: Callable[[str], Any]) -> Any:
-    try:
-        return kind(raw) if raw is not None else None
-    except ValueError:
-        return None

@@ -3,7 +3,9 @@
 A bulk overwrite (PUT) of the application's commands, so running it twice changes
 nothing. Run it at deploy time, not at every start: Discord rate-limits command
 registration hard. ``--guild`` registers in one guild (instant; global commands can
-take a while to appear everywhere).
+take a while to appear everywhere). With REDIS_URL, each request waits for the bot's shared
+Discord budget (shared/discord_limits.py) and nothing is sent while the bot is past its
+invalid-request limit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import requests
 
+from shared.discord_limits import Paused, SharedLimits
 from shared.errors import SettingsError
 from shared.registry import COMMANDS, CommandSpec
 from shared.settings import Settings, load_settings
@@ -36,22 +39,37 @@ def command_payload(spec: CommandSpec) -> dict[str, Any]:
     }
 
 
-def sync_commands(settings: Settings, guild_id: str | None = None, session: requests.Session | None = None) -> int:
-    """Overwrite the application's commands with the registry's; returns how many Discord now has."""
+def sync_commands(settings: Settings, guild_id: str | None = None, session: requests.Session | None = None,
+                  limits: SharedLimits | None = None) -> int:
+    """Overwrite the application's commands with the registry's; returns how many Discord now has.
+
+    ``limits``: the bot's shared Discord limits (default: from REDIS_URL; none without it)."""
     if settings.discord_token is None:
         raise SettingsError("DISCORD_TOKEN: required to register slash commands")
     http = session or requests.Session()
+    limits = limits if limits is not None else SharedLimits.from_settings(settings)
+
+    def send(method: str, template: str, url: str, major: str, **kwargs: Any) -> requests.Response:
+        route = f"{method} {template}"
+        if limits is not None:
+            limits.pace(route, major)
+        resp = http.request(method, url, **kwargs)
+        if limits is not None:
+            limits.observe_headers(route, major, resp.status_code, resp.headers)
+        return resp
+
     headers = {
         "Authorization": f"Bot {settings.discord_token.reveal()}",
         "User-Agent": user_agent("discord", settings.service_version),
     }
     base = settings.discord_api_base_url
-    app = http.get(f"{base}/applications/@me", headers=headers, timeout=10)
+    app = send("GET", "/applications/@me", f"{base}/applications/@me", "", headers=headers, timeout=10)
     app.raise_for_status()
     app_id = app.json()["id"]
-    path = f"/applications/{app_id}/guilds/{guild_id}/commands" if guild_id else f"/applications/{app_id}/commands"
+    template = "/applications/{application_id}" + ("/guilds/{guild_id}/commands" if guild_id else "/commands")
+    path = template.format(application_id=app_id, guild_id=guild_id)
     body = [command_payload(spec) for spec in COMMANDS.values()]
-    resp = http.put(f"{base}{path}", json=body, headers=headers, timeout=30)
+    resp = send("PUT", template, f"{base}{path}", app_id, json=body, headers=headers, timeout=30)
     if resp.status_code == 429:
         raise SystemExit(f"rate limited by Discord: retry after {resp.json().get('retry_after')} s")
     resp.raise_for_status()
@@ -68,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"sync_commands: {exc}", file=sys.stderr)
         return 2
+    except Paused as exc:
+        print(f"sync_commands: not sent, the bot is paused: {exc}", file=sys.stderr)
+        return 1
     except requests.HTTPError as exc:
         print(f"sync_commands: Discord answered {exc.response.status_code}: {exc.response.text[:300]}", file=sys.stderr)
         return 1

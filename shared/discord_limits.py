@@ -35,7 +35,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -145,6 +145,17 @@ local nxt = start + tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1000)
 return math.ceil(start - now)
 """
+
+
+class Paused(Exception):
+    """The bot is past its invalid-request limit: what can wait is not sent."""
+
+
+def _number(raw: str | None, kind: Callable[[str], Any]) -> Any:
+    try:
+        return kind(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -275,6 +286,26 @@ class SharedLimits:
         result = self._run(self._observe, self._keys, args)
         if result is not None:
             self._note_invalid(int(result))
+
+    def observe_headers(self, route: str, major: str, status: int, headers: Mapping[str, str]) -> None:
+        """:meth:`observe` from a response's own headers (a case-insensitive mapping)."""
+        scope = headers.get("X-RateLimit-Scope")
+        self.observe(route, major, status, bucket=headers.get("X-RateLimit-Bucket"),
+                     remaining=_number(headers.get("X-RateLimit-Remaining"), int),
+                     reset_after=_number(headers.get("X-RateLimit-Reset-After"), float),
+                     retry_after=_number(headers.get("Retry-After"), float), scope=scope,
+                     is_global=headers.get("X-RateLimit-Global") == "true" or scope == "global")
+
+    def pace(self, route: str, major: str) -> None:
+        """Block until ``route`` may be sent (its bucket, then a global slot) for a caller that can
+        wait but must not add to invalid requests: raises :class:`Paused` past the invalid-request limit."""
+        while True:
+            grant = self.acquire(route, major)
+            if self.invalid_count >= self.invalid_limit:
+                raise Paused(f"{self.invalid_count} invalid requests in 10 minutes (limit {self.invalid_limit})")
+            time.sleep(grant.wait_s)
+            if grant.scope != "bucket":
+                return
 
     def identify_wait(self, shard_id: int, max_concurrency: int,
                       interval_s: float = IDENTIFY_INTERVAL_S) -> float | None:

@@ -6,10 +6,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+import redis
 import requests
 
 from gateway_listener.sync_commands import command_payload, sync_commands
 from localdev.discord_emulator import EmulatorThread
+from localdev.redis_server import RedisServer
+from shared.discord_limits import Paused, SharedLimits
 from shared.errors import SettingsError
 from shared.registry import COMMANDS
 from shared.settings import Secret, Settings
@@ -53,3 +56,22 @@ def test_options_carry_types_and_required_flags() -> None:
 def test_missing_token_is_a_clear_error(settings: Settings) -> None:
     with pytest.raises(SettingsError, match="DISCORD_TOKEN"):
         sync_commands(settings)
+
+
+def test_with_redis_it_takes_the_shared_budget_and_holds_back_when_the_bot_is_paused(
+        settings: Settings, emulator: EmulatorThread, redis_server: RedisServer) -> None:
+    s = replace(_settings(settings, emulator), redis_url=Secret(redis_server.url))
+    limits = SharedLimits.from_settings(s)
+    assert limits is not None
+    before = len(emulator.requests)
+    assert sync_commands(s, guild_id=emulator.guild_id, limits=limits) == len(COMMANDS)
+    # Both requests went through the shared budget: another process now sees its slots taken.
+    assert len(emulator.requests) == before + 2
+    assert redis.Redis.from_url(redis_server.url).keys("*global*")
+    paused = SharedLimits.from_settings(replace(s, discord_invalid_request_limit=1))
+    assert paused is not None
+    for _ in range(2):  # two invalid requests recorded by some process of the bot
+        paused.observe("GET /applications/@me", "", 401)
+    with pytest.raises(Paused):
+        sync_commands(s, guild_id=emulator.guild_id, limits=paused)
+    assert len(emulator.requests) == before + 2  # nothing sent while paused
