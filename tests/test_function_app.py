@@ -1,53 +1,68 @@
-"""Every registered command has exactly one queue-triggered function, and nothing else does."""
+"""Every registered command has exactly one queue-triggered function, and nothing else does.
+
+The functions are read as the Functions host reads them: indexed by Microsoft's worker library
+(azure_functions_runtime) in a worker process, as function metadata with its raw bindings.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
+import os
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from localdev.functions_host.spawn import AppLocation
+from localdev.functions_host.worker_channel import IndexedFunction, WorkerChannel
 from shared.registry import COMMANDS
 
 
+async def _index() -> list[IndexedFunction]:
+    channel = WorkerChannel(AppLocation.of("function_app"),
+                            {**os.environ, "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    try:
+        return await channel.start()
+    finally:
+        await channel.stop()
+
+
 @pytest.fixture(scope="module")
-def functions(session_telemetry: InMemorySpanExporter) -> list[Any]:
-    app = importlib.import_module("function_app").app
-    return list(app.get_functions())  # may be called once per app: keep the result
+def functions() -> dict[str, IndexedFunction]:
+    return {f.name: f for f in asyncio.run(_index())}
 
 
-def _trigger(fn: Any) -> Any:
-    triggers = [b for b in fn.get_bindings() if b.type == "queueTrigger"]
-    assert len(triggers) == 1, f"{fn.get_function_name()} needs exactly one queue trigger"
+def _trigger(fn: IndexedFunction) -> dict[str, Any]:
+    triggers = [b for b in fn.bindings if b["type"] == "queueTrigger"]
+    assert len(triggers) == 1, f"{fn.name} needs exactly one queue trigger"
     return triggers[0]
 
 
-def test_every_command_has_a_queue_triggered_function(functions: list[Any]) -> None:
-    by_name = {fn.get_function_name(): fn for fn in functions}
-    assert set(by_name) == {*COMMANDS, "interactions", "reminders_due"}
+def test_every_command_has_a_queue_triggered_function(functions: dict[str, IndexedFunction]) -> None:
+    assert set(functions) == {*COMMANDS, "interactions", "reminders_due"}
     for name, spec in COMMANDS.items():
-        binding = _trigger(by_name[name])
-        assert binding.queue_name == f"cmd-{name}" == spec.queue
-        assert binding.connection == "AzureWebJobsStorage"
+        binding = _trigger(functions[name])
+        assert binding["queueName"] == f"cmd-{name}" == spec.queue
+        assert binding["connection"] == "AzureWebJobsStorage" and binding["direction"] == "IN"
+        assert binding["name"] == "msg"  # the parameter the worker binds the QueueMessage to
 
 
-def test_reminders_due_is_a_plain_queue_trigger(functions: list[Any]) -> None:
+def test_reminders_due_is_a_plain_queue_trigger(functions: dict[str, IndexedFunction]) -> None:
     """The one non-command queue function: its own queue, a QueueMessage parameter, no other binding."""
-    (fn,) = [fn for fn in functions if fn.get_function_name() == "reminders_due"]
+    fn = functions["reminders_due"]
     binding = _trigger(fn)
-    assert binding.queue_name == "reminders-due" and binding.connection == "AzureWebJobsStorage"
-    assert [b.type for b in fn.get_bindings()] == ["queueTrigger"]
-    assert list(inspect.signature(fn.get_user_function()).parameters) == ["msg"]
+    assert binding["queueName"] == "reminders-due" and binding["connection"] == "AzureWebJobsStorage"
+    assert [b["type"] for b in fn.bindings] == ["queueTrigger"] and binding["name"] == "msg"
 
 
-def test_the_interactions_endpoint_is_the_one_anonymous_http_function(functions: list[Any]) -> None:
-    http = [fn for fn in functions if fn.get_trigger().type == "httpTrigger"]
-    assert [fn.get_function_name() for fn in http] == ["interactions"]
-    trigger = http[0].get_trigger()
-    assert trigger.route == "interactions" and [m.value for m in trigger.methods] == ["POST"]
-    assert trigger.auth_level.value == "anonymous"  # Discord's signature is the authentication
+def test_the_interactions_endpoint_is_the_one_anonymous_http_function(functions: dict[str, IndexedFunction]) -> None:
+    http = [fn for fn in functions.values() if fn.trigger.get("type") == "httpTrigger"]
+    assert [fn.name for fn in http] == ["interactions"]
+    trigger = http[0].trigger
+    assert trigger["route"] == "interactions" and trigger["methods"] == ["POST"]
+    assert trigger["authLevel"] == "ANONYMOUS"  # Discord's signature is the authentication
+    assert [b["type"] for b in http[0].bindings] == ["httpTrigger", "http"]  # and its $return response
 
 
 def test_every_command_module_has_a_plain_handler() -> None:
