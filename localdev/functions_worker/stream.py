@@ -38,8 +38,12 @@ class Worker:
     def __init__(self, host: str, port: int, worker_id: str, max_message_length: int) -> None:
         self.address = f"{host}:{port}"
         self.worker_id = worker_id
+        # Reconnect fast: the host may start this process before its server listens, and gRPC's
+        # default first retry comes only after a second.
         self._options = [("grpc.max_send_message_length", max_message_length),
-                         ("grpc.max_receive_message_length", max_message_length)]
+                         ("grpc.max_receive_message_length", max_message_length),
+                         ("grpc.initial_reconnect_backoff_ms", 20), ("grpc.min_reconnect_backoff_ms", 20),
+                         ("grpc.max_reconnect_backoff_ms", 200)]
         self._protos = protos()
         self._outgoing: asyncio.Queue[Any] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -63,7 +63,13 @@ async def bot(emu: DiscordEmulator, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     client = EchoBot()
     task = asyncio.create_task(client.start(emu.token))
     try:
-        await asyncio.wait_for(client.wait_until_ready(), WAIT)
+        # Not client.wait_until_ready() at once: before start() has run its set-up (on Python 3.13's
+        # scheduling, not yet), discord.py refuses it as "not properly initialised".
+        async with asyncio.timeout(WAIT):
+            while not client.is_ready():
+                if task.done():
+                    task.result()  # start() failed: its error, not a timeout
+                await asyncio.sleep(0.02)
         yield client
     finally:
         await client.close()

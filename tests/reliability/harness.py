@@ -123,6 +123,8 @@ class Stack:
             "CATFACT_API_URL": "http://127.0.0.1:9/unreachable",
             "SCRYFALL_API_URL": "http://127.0.0.1:9/unreachable",
             "RELATIONSHIPS_API_URL": "http://127.0.0.1:9/unreachable",
+            # Any free port for the app's HTTP trigger: a fixed 7071 collides with any other host running.
+            "FUNCTIONS_HTTP_PORT": "0",
             **self.extra_env,
         })
         for key in [k for k in base if k.startswith(("OTEL_", "APPLICATIONINSIGHTS_", "HONEYCOMB_"))]:
