@@ -12,7 +12,8 @@ command: servers answer packets in order, so its echo (Source repeats it, Minecr
 
 Everything is bounded by one deadline (:data:`TIMEOUT_S`, 5 s): connect, login and the
 answer. Failures are :class:`RconError` subclasses whose message is fit for the user: the
-password never appears in one (nor in a span or a log line).
+password never appears in one (nor in a span or a log line). ``command_sent`` tells a failure
+before the command left (the server certainly did not run it) from one after (it may have).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class RconError(Exception):
     """The server could not be asked, or its answer could not be read. ``kind`` goes on the span."""
 
     kind = "rcon_error"
+    command_sent = False  # True once the command may have reached the server (it may have run it)
 
 
 class RconUnreachable(RconError):
@@ -127,24 +129,33 @@ def execute(host: str, port: int, password: str, command: str, *, timeout: float
             raise RconAuthError("the server refused the RCON password")
         if request_id != AUTH_ID:
             raise RconProtocolError(f"unexpected login answer (id {request_id})")
-        _send(sock, encode_packet(COMMAND_ID, SERVERDATA_EXECCOMMAND, raw_command)
-              + encode_packet(MARKER_ID, SERVERDATA_RESPONSE_VALUE, b""))
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            request_id, kind, body = reader.packet()
-            if request_id == MARKER_ID:
-                break
-            if request_id == COMMAND_ID:
-                parts.append(body)
-                size += len(body)
-                if size > MAX_ANSWER:
-                    raise RconProtocolError(f"the answer is longer than {MAX_ANSWER // 1024} KiB")
+        try:
+            parts = _command(sock, reader, raw_command)
+        except RconError as exc:
+            exc.command_sent = True
+            raise
     raw = b"".join(parts)
     try:
         return RconAnswer(raw.decode("utf-8"), len(parts))
     except UnicodeDecodeError:
         return RconAnswer(raw.decode("utf-8", errors="replace"), len(parts), invalid_utf8=True)
+
+
+def _command(sock: socket.socket, reader: _Reader, raw_command: bytes) -> list[bytes]:
+    """Send the command and its end marker; the answer's packets, up to the marker's echo."""
+    _send(sock, encode_packet(COMMAND_ID, SERVERDATA_EXECCOMMAND, raw_command)
+          + encode_packet(MARKER_ID, SERVERDATA_RESPONSE_VALUE, b""))
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        request_id, _, body = reader.packet()
+        if request_id == MARKER_ID:
+            return parts
+        if request_id == COMMAND_ID:
+            parts.append(body)
+            size += len(body)
+            if size > MAX_ANSWER:
+                raise RconProtocolError(f"the answer is longer than {MAX_ANSWER // 1024} KiB")
 
 
 def _send(sock: socket.socket, data: bytes) -> None:

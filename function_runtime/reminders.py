@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.queues import connection_string, queue_client
+from function_runtime.tables import LazyTable
+from shared.queues import queue_client
 from shared.registry import REMINDERS_DUE_QUEUE, REMINDERS_TABLE
 from shared.settings import StorageSettings
 
@@ -128,53 +129,21 @@ def delay_until(due: datetime, now: datetime) -> int:
     return max(0, min(math.ceil(seconds), int(MAX_VISIBILITY.total_seconds())))
 
 
-def table_service_uri(storage: StorageSettings) -> str | None:
-    """The identity-based table endpoint: AzureWebJobsStorage__tableServiceUri, else the queue one's twin."""
-    if storage.table_service_uri:
-        return storage.table_service_uri
-    if storage.queue_service_uri and ".queue." in storage.queue_service_uri:
-        return storage.queue_service_uri.replace(".queue.", ".table.", 1)
-    return None
-
-
 class ReminderStore:
     """The ``reminders`` table and the ``reminders-due`` queue (clients built on first use)."""
 
     def __init__(self, storage: StorageSettings, *, table: str = REMINDERS_TABLE,
                  due_queue: str = REMINDERS_DUE_QUEUE) -> None:
         self._storage = storage
-        self._table_name = table
         self._queue_name = due_queue
         self._lock = threading.Lock()
-        self._table: TableClient | None = None
+        self._table = LazyTable(storage, table)
         self._queue: QueueClient | None = None
 
     # -- clients ----------------------------------------------------------------------------
 
     def table(self) -> TableClient:
-        with self._lock:
-            if self._table is None:
-                self._table = self._make_table()
-            return self._table
-
-    def _make_table(self) -> TableClient:
-        from azure.core.exceptions import ResourceExistsError
-        from azure.data.tables import TableClient
-
-        kwargs: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 2}
-        cs = connection_string(self._storage)
-        if cs:
-            client = TableClient.from_connection_string(cs, self._table_name, **kwargs)
-        else:
-            uri = table_service_uri(self._storage)
-            if uri is None:
-                raise RuntimeError("no table endpoint: set AzureWebJobsStorage__tableServiceUri")
-            from azure.identity import DefaultAzureCredential
-
-            client = TableClient(uri, self._table_name, credential=DefaultAzureCredential(), **kwargs)
-        with contextlib.suppress(ResourceExistsError):  # the IaC creates it on Azure; Azurite starts empty
-            client.create_table()
-        return client
+        return self._table()
 
     def queue(self) -> QueueClient:
         with self._lock:

@@ -152,7 +152,7 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
-// !remindme: the reminders table and the identity's table role on it.
+// !remindme's reminders table and the commandruns table (at-most-once !mc RCON commands).
 module reminders 'modules/reminders.bicep' = {
   name: 'reminders'
   params: { storageAccountName: storage.outputs.name }

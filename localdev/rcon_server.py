@@ -9,7 +9,8 @@ add|remove|list``, ``list``, ``say`` and ``help`` (a long answer, several packet
 
 Fault modes (``fault``) for tests: ``"wrong_password"`` (refuses every login),
 ``"silence"`` (accepts the connection, never answers), ``"invalid_utf8"`` (answers with
-bytes that are not UTF-8). Every command it ran is kept in :attr:`RconStandIn.commands`.
+bytes that are not UTF-8), ``"no_answer"`` (runs each command, never answers it: a server
+that hangs mid-command). Every command it ran is kept in :attr:`RconStandIn.commands`.
 
     with RconStandIn(password="pw") as mc:
         mc.address  # "127.0.0.1:<port>"
@@ -27,7 +28,7 @@ from typing import Literal
 
 from function_runtime.rcon import SERVERDATA_AUTH, SERVERDATA_AUTH_RESPONSE, SERVERDATA_EXECCOMMAND, encode_packet
 
-Fault = Literal["wrong_password", "silence", "invalid_utf8"] | None
+Fault = Literal["wrong_password", "silence", "invalid_utf8", "no_answer"] | None
 MINECRAFT_SPLIT = 4096
 HELP_LINES = tuple(f"/{name} <arguments...>: see the Minecraft wiki for {name}" for name in (
     "advancement", "attribute", "ban", "ban-ip", "banlist", "bossbar", "clear", "clone", "data", "datapack",
@@ -118,6 +119,9 @@ class RconStandIn:
                         conn.sendall(encode_packet(request_id if authed else -1, SERVERDATA_AUTH_RESPONSE, b""))
                     elif not authed:
                         return  # Minecraft drops a connection that has not logged in
+                    elif self.fault == "no_answer":  # runs it, answers nothing (nor the end marker)
+                        if kind == SERVERDATA_EXECCOMMAND:
+                            self.answer(body.decode("utf-8", "replace"))
                     elif kind == SERVERDATA_EXECCOMMAND:
                         conn.sendall(self._response(request_id, body.decode("utf-8", "replace")))
                     else:

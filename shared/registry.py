@@ -55,6 +55,7 @@ class CommandSpec:
 
 REMINDERS_DUE_QUEUE = "reminders-due"  # delayed messages: one per pending reminder, visible when due
 REMINDERS_TABLE = "reminders"
+COMMAND_RUNS_TABLE = "commandruns"  # at-most-once claims of side effects, per Discord message/interaction id
 NON_COMMAND_QUEUES = (REMINDERS_DUE_QUEUE,)  # other queues the function app reads (infra creates them too)
 
 

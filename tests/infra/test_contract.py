@@ -16,7 +16,7 @@ import pytest
 
 from gateway_listener.settings import load_listener_settings
 from shared.errors import SettingsError
-from shared.registry import COMMANDS, NON_COMMAND_QUEUES, poison_queue_name
+from shared.registry import COMMAND_RUNS_TABLE, COMMANDS, NON_COMMAND_QUEUES, REMINDERS_TABLE, poison_queue_name
 from shared.settings import load_settings
 from tests.infra.conftest import INFRA, ROOT
 
@@ -119,6 +119,15 @@ def test_every_command_has_its_queue_and_poison_queue(bicep: dict[str, Any]) -> 
     queue_type = "Microsoft.Storage/storageAccounts/queueServices/queues"
     queue_resources = [r for r in storage.values() if r["type"] == queue_type]
     assert [r["config"]["loop_type"]["detail"]["array_name"] for r in queue_resources] == ["queueNames"]
+
+
+def test_tables_are_the_registry_s(bicep: dict[str, Any]) -> None:
+    """modules/reminders.bicep creates exactly the tables the code uses (Azurite creates them on first use)."""
+    module = bicep["modules/reminders.bicep"]
+    table_type = "Microsoft.Storage/storageAccounts/tableServices/tables"
+    names = {module["parameters"][r["config"]["name"]]["default"]
+             for r in module["resources"].values() if r["type"] == table_type}
+    assert names == {REMINDERS_TABLE, COMMAND_RUNS_TABLE}
 
 
 def _required_at_startup(iac: set[str], tmp_path: Path, *, listener: bool = False) -> set[str]:
