@@ -142,6 +142,14 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def wait_started(child: Child, log: Path, needle: str, what: str, timeout: float = 60) -> None:
+    """Wait for ``needle`` in ``child``'s log; RuntimeError naming the log if it never comes."""
+    from localdev.stack import wait_for_line
+
+    if not wait_for_line(log, needle, timeout, child):
+        raise RuntimeError(f"{what} did not start: {log}")
+
+
 def wait_until(predicate: Any, timeout: float, interval: float = 0.02, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -22,12 +22,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common import Context, HttpStub, Row, median, p99, start_module, wait_until
+from bench.common import Context, HttpStub, Row, median, p99, start_module, wait_started, wait_until
 from bench.scaling import _empty_queues, _replies
 from localdev.discord_emulator import EmulatorThread
 from localdev.redis_server import RedisServer
 from localdev.scale_controller import READY_PREFIX
-from localdev.stack import wait_for_line
 from shared.discord_limits import SharedLimits, redis_client
 from shared.settings import Secret
 
@@ -87,11 +86,9 @@ def _run_mode(ctx: Context, label: str, api_url: str, burst: int, redis_url: str
                                   [*CONTROLLER_ARGS, "--log-dir", str(logs / "instances")])
         listener = None
         try:
-            if not wait_for_line(logs / "controller.log", READY_PREFIX, 60, controller):
-                raise RuntimeError(f"scale controller did not start: {logs / 'controller.log'}")
+            wait_started(controller, logs / "controller.log", READY_PREFIX, "scale controller")
             listener = start_module("listener", "gateway_listener", env, logs / "listener.log")
-            if not wait_for_line(logs / "listener.log", "listener ready", 60, listener):
-                raise RuntimeError(f"listener did not start: {logs / 'listener.log'}")
+            wait_started(listener, logs / "listener.log", "listener ready", "listener")
             channels = [g["channel_id"] for g in emu.guilds]
             warm = [emu.send_message(c, channel_id=ch)["id"] for ch in channels for c in ("!catfact", "!ping")]
             wait_until(lambda: set(warm) <= set(_replies(emu)), 120, 0.2, "warm-up answered (instances started)")

@@ -27,10 +27,9 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from bench.common import Context, HttpStub, Row, median, p99, start_module, wait_until
+from bench.common import Context, HttpStub, Row, median, p99, start_module, wait_started, wait_until
 from localdev.discord_emulator import EmulatorThread
 from localdev.scale_controller import READY_PREFIX, read_status
-from localdev.stack import wait_for_line
 from localdev.traces import load_traces
 from shared.queues import queue_client
 from shared.registry import COMMANDS
@@ -163,11 +162,9 @@ def _run_mode(ctx: Context, label: str, args: list[str], api_url: str, burst: in
         listener = None
         pinger = Pinger(emu, result)
         try:
-            if not wait_for_line(logs / "controller.log", READY_PREFIX, 60, controller):
-                raise RuntimeError(f"scale controller did not start: {logs / 'controller.log'}")
+            wait_started(controller, logs / "controller.log", READY_PREFIX, "scale controller")
             listener = start_module("listener", "gateway_listener", env, logs / "listener.log")
-            if not wait_for_line(logs / "listener.log", "listener ready", 60, listener):
-                raise RuntimeError(f"listener did not start: {logs / 'listener.log'}")
+            wait_started(listener, logs / "listener.log", "listener ready", "listener")
             pinger.start()
             # Warm-up: until pings are answered (per-function: ping's instance scaled out from zero).
             wait_until(lambda: len(_replies(emu)) >= 4, 60, 0.1, "warm-up pings answered")

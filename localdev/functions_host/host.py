@@ -11,26 +11,44 @@ protocol (:mod:`localdev.functions_host.worker_channel`); this process never imp
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import time
 from collections.abc import Collection, Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from azure.core.exceptions import AzureError
-from azure.storage.queue.aio import QueueServiceClient
-
-from localdev.functions_host.hostconfig import HostConfig
-from localdev.functions_host.http_server import HttpFunction, HttpServer, http_functions
+from localdev.functions_host.hostconfig import LEASE, HostConfig
 from localdev.functions_host.invoke import Invoker
-from localdev.functions_host.queue_worker import LEASE, QueueWorker
 from localdev.functions_host.spawn import AppLocation, SpawnedWorker
-from localdev.functions_host.triggers import DEFAULT_CONNECTION, QueueFunction, queue_functions
+from localdev.functions_host.triggers import (
+    DEFAULT_CONNECTION,
+    HttpFunction,
+    QueueFunction,
+    http_functions,
+    queue_functions,
+)
 from localdev.functions_host.worker_channel import WorkerChannel, WorkerError
 from shared.errors import SettingsError
-from shared.queues import async_service_client
 from shared.registry import poison_queue_name
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.storage.queue.aio import QueueServiceClient
+
+    from localdev.functions_host.http_server import HttpServer
+    from localdev.functions_host.queue_worker import QueueWorker
+
+# What serving needs (the storage SDK, aiohttp): imported while the worker indexes the app, so the
+# host's heaviest imports are not on the cold start's critical path.
+SERVING_MODULES = ("azure.core.exceptions", "shared.queues", "localdev.functions_host.queue_worker",
+                   "localdev.functions_host.http_server")
+
+
+def _import_serving_modules() -> None:
+    for name in SERVING_MODULES:
+        importlib.import_module(name)
 
 _log = logging.getLogger(__name__)
 
@@ -116,7 +134,17 @@ class FunctionsHost:
     async def start(self) -> None:
         """Start the worker, index, create missing trigger queues and start polling. Storage being
         down is not fatal: the workers keep retrying. A taken FUNCTIONS_HTTP_PORT is (SettingsError)."""
-        await self._index()
+        serving = asyncio.create_task(asyncio.to_thread(_import_serving_modules))
+        try:
+            await self._index()
+        finally:
+            await serving
+        from azure.core.exceptions import AzureError
+
+        from localdev.functions_host.http_server import HttpServer
+        from localdev.functions_host.queue_worker import QueueWorker
+        from shared.queues import async_service_client
+
         timeout = self.config.function_timeout
         if self.http_functions:
             invokers = [(f, Invoker(self.channel, f.indexed, f.arg_name, timeout, self._timed_out))

@@ -17,13 +17,12 @@ import errno
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from localdev.functions_host.invoke import Invoker
-from localdev.functions_host.worker_channel import IndexedFunction
+from localdev.functions_host.triggers import HttpFunction
 from localdev.functions_rpc import protos
 from shared.errors import SettingsError
 
@@ -32,34 +31,6 @@ _log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default request size limit
 _ROUTE_PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^{}?]*)?(\??)\}")
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection"})
-
-
-@dataclass(frozen=True)
-class HttpFunction:
-    indexed: IndexedFunction
-    route: str  # the route template without the prefix, e.g. "interactions" or "items/{id}"
-    methods: frozenset[str]  # empty: every method
-    arg_name: str  # the binding that receives the HttpRequest
-
-    @property
-    def name(self) -> str:
-        return self.indexed.name
-
-
-def http_functions(functions: Sequence[IndexedFunction]) -> list[HttpFunction]:
-    """The HTTP-triggered functions among the indexed ones."""
-    found = []
-    for function in functions:
-        trigger = function.trigger
-        if trigger.get("type") != "httpTrigger":
-            continue
-        found.append(HttpFunction(
-            indexed=function,
-            route=str(trigger.get("route") or function.name).strip("/"),
-            methods=frozenset(str(m).upper() for m in trigger.get("methods") or []),
-            arg_name=str(trigger.get("name", "")),
-        ))
-    return found
 
 
 def aiohttp_path(prefix: str, route: str) -> str:

@@ -15,12 +15,13 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
-
-from azure.storage.queue import QueueMessage as StorageQueueMessage
+from typing import TYPE_CHECKING, Any
 
 from localdev.functions_host.worker_channel import IndexedFunction, WorkerChannel, WorkerError
 from localdev.functions_rpc import protos
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueMessage as StorageQueueMessage
 
 
 class BodyDecodeError(ValueError):

@@ -1,4 +1,5 @@
-"""The functions the host runs, read from the worker's function metadata (``raw_bindings``).
+"""The functions the host runs, read from the worker's function metadata (``raw_bindings``): queue
+triggers (polled by queue_worker.py) and HTTP triggers (served by http_server.py).
 
 The worker library indexes the app (``app.get_functions()`` inside ``azure_functions_runtime``);
 the host sees only what the real host sees: each function's name, id and bindings as JSON.
@@ -52,6 +53,34 @@ def queue_functions(functions: Sequence[IndexedFunction]) -> list[QueueFunction]
             indexed=function,
             queue_name=queue_name,
             connection=str(trigger.get("connection") or DEFAULT_CONNECTION),
+            arg_name=str(trigger.get("name", "")),
+        ))
+    return found
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    indexed: IndexedFunction
+    route: str  # the route template without the prefix, e.g. "interactions" or "items/{id}"
+    methods: frozenset[str]  # empty: every method
+    arg_name: str  # the binding that receives the HttpRequest
+
+    @property
+    def name(self) -> str:
+        return self.indexed.name
+
+
+def http_functions(functions: Sequence[IndexedFunction]) -> list[HttpFunction]:
+    """The HTTP-triggered functions among the indexed ones."""
+    found = []
+    for function in functions:
+        trigger = function.trigger
+        if trigger.get("type") != "httpTrigger":
+            continue
+        found.append(HttpFunction(
+            indexed=function,
+            route=str(trigger.get("route") or function.name).strip("/"),
+            methods=frozenset(str(m).upper() for m in trigger.get("methods") or []),
             arg_name=str(trigger.get("name", "")),
         ))
     return found

@@ -6,9 +6,7 @@ Insights payload under the command's operation id, and on the explorer's waterfa
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,31 +15,19 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from localdev.azurite import Azurite, free_port
 from localdev.explorer.aggregate import waterfall
 from localdev.explorer.store import SpanFile, TraceStore
+from tests.reliability.conftest import Sinks
 from tests.reliability.harness import running_stack
-from tests.shared.test_exporters import IKEY, Receiver, azure_items
+from tests.shared.test_exporters import azure_items
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def receivers() -> Iterator[tuple[Receiver, Receiver]]:
-    otlp = Receiver().start()
-    azmon = Receiver(reply=json.dumps({"itemsReceived": 1, "itemsAccepted": 1, "errors": []}).encode()).start()
-    yield otlp, azmon
-    otlp.stop()
-    azmon.stop()
-
-
 def test_a_command_s_warning_is_in_its_trace_everywhere(azurite: Azurite, tmp_path: Path,
-                                                         receivers: tuple[Receiver, Receiver]) -> None:
-    otlp, azmon = receivers
+                                                         receivers: Sinks) -> None:
+    otlp, azmon = receivers.otlp, receivers.azmon
     with running_stack(azurite, tmp_path) as stack:
-        env = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={IKEY};IngestionEndpoint={azmon.url}/",
-            "LOCAL_TRACE_FILE": str(stack.trace_file),
-            "CATFACT_API_URL": f"http://127.0.0.1:{free_port()}/fact",  # nothing listens: the API is down
-        }
+        # Nothing listens at the cat-fact URL: the API is down.
+        env = {**receivers.env(stack.trace_file), "CATFACT_API_URL": f"http://127.0.0.1:{free_port()}/fact"}
         host = stack.start_host(env=env)
         listener = stack.start_listener(env=env)
         _, reply = stack.say("!catfact")

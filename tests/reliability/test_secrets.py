@@ -11,27 +11,17 @@ trace file are searched.
 from __future__ import annotations
 
 import gzip
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from localdev.azurite import ACCOUNT_KEY, Azurite
+from tests.reliability.conftest import Sinks
 from tests.reliability.harness import Stack, running_stack
-from tests.shared.test_exporters import IKEY, Receiver, decode_otlp
+from tests.shared.test_exporters import Receiver, decode_otlp
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def receivers() -> Iterator[tuple[Receiver, Receiver]]:
-    otlp = Receiver().start()
-    azmon = Receiver(reply=json.dumps({"itemsReceived": 1, "itemsAccepted": 1, "errors": []}).encode()).start()
-    yield otlp, azmon
-    otlp.stop()
-    azmon.stop()
 
 
 def _interaction_edit(stack: Stack, after: str) -> dict:
@@ -41,15 +31,11 @@ def _interaction_edit(stack: Stack, after: str) -> dict:
 
 
 def test_no_secret_in_any_span_log_or_trace_file(
-    azurite: Azurite, tmp_path: Path, receivers: tuple[Receiver, Receiver]
+    azurite: Azurite, tmp_path: Path, receivers: Sinks
 ) -> None:
-    otlp, azmon = receivers
+    otlp, azmon = receivers.otlp, receivers.azmon
     with running_stack(azurite, tmp_path) as stack:
-        env = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={IKEY};IngestionEndpoint={azmon.url}/",
-            "LOCAL_TRACE_FILE": str(stack.trace_file),
-        }
+        env = receivers.env(stack.trace_file)
         host = stack.start_host(env=env)
         listener = stack.start_listener(env=env)
         stack.say("!help")
