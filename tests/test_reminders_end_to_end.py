@@ -57,13 +57,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "AzureWebJobsStorage": azurite.connection_string, "DISCORD_TOKEN": emulator.token,
             "DISCORD_API_BASE_URL": emulator.api_url, "DISCORD_GATEWAY_URL": emulator.gateway_url,
             "LOCAL_TRACE_FILE": str(tmp / "traces.jsonl"), "FEATURE_FLAGS_FILE": str(ALL_ON),
+            "FUNCTIONS_HTTP_PORT": "0",  # any free port: a fixed 7071 collides with any other host running
             **minecraft.settings(),
         })
         store = ReminderStore(StorageSettings(connection_string=Secret(azurite.connection_string)))
         s = Stack(emulator, azurite, store, env, tmp, [], minecraft)
-        s.start_app()
-        emulator.wait_until_identified(timeout=60)
-        try:
+        try:  # from the first start: a host that never gets ready must not leave its listener running
+            s.start_app()
+            emulator.wait_until_identified(timeout=60)
             yield s
         finally:
             for child in s.children:
