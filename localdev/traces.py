@@ -55,7 +55,9 @@ def parse_record(line: str) -> tuple[str, Span] | None:
     if not (isinstance(record, dict) and isinstance(record.get("trace_id"), str)):
         return None
     if "type" in record:
-        ok = record["type"] == LOG_TYPE and isinstance(record.get("time_ns"), int) and record["trace_id"]
+        # A record logged outside any span (start-up, scaling decisions) has trace_id "": still a
+        # well-formed log record, just not part of a trace.
+        ok = record["type"] == LOG_TYPE and isinstance(record.get("time_ns"), int)
         return (LOG_TYPE, record) if ok else None
     if not isinstance(record.get("span_id"), str):
         return None
@@ -77,7 +79,7 @@ def load_logs(path: Path | str = DEFAULT_TRACE_FILE) -> dict[str, list[Log]]:
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 parsed = parse_record(line)
-                if parsed and parsed[0] == LOG_TYPE:
+                if parsed and parsed[0] == LOG_TYPE and parsed[1]["trace_id"]:
                     logs.setdefault(parsed[1]["trace_id"], []).append(parsed[1])
     except FileNotFoundError:
         pass

@@ -115,7 +115,8 @@ class TraceStore:
             self._summaries.clear()
             self.span_count = 0
         for log in batch.logs:
-            self.logs.setdefault(str(log["trace_id"]).lower(), []).append(log)
+            if log["trace_id"]:  # the explorer shows logs in their trace; the others are the processes' own
+                self.logs.setdefault(str(log["trace_id"]).lower(), []).append(log)
         for span in batch.spans:
             tid = str(span["trace_id"]).lower()
             self.traces.setdefault(tid, []).append(span)

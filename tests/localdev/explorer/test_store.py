@@ -46,6 +46,19 @@ def test_malformed_lines_are_skipped_and_counted_never_fatal(tmp_path: Path) -> 
     assert store.span_count == len(spans) and len(store.traces) == 1
 
 
+def test_a_log_record_outside_any_trace_is_neither_malformed_nor_shown(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    spans = make_trace("ping", T0)
+    tid = spans[0]["trace_id"]
+    log = {"type": "log", "time_ns": T0, "severity": "INFO", "logger": "x", "body": "b"}
+    path.write_text(lines(spans) + json.dumps({**log, "trace_id": "", "span_id": None}) + "\n"
+                    + json.dumps({**log, "trace_id": tid, "span_id": spans[0]["span_id"]}) + "\n")
+    store = TraceStore()
+    store.apply(SpanFile(path).poll())
+    assert store.skipped_lines == 0  # start-up and scaling logs are no malformed lines
+    assert list(store.logs) == [tid.lower()] and len(store.logs[tid.lower()]) == 1
+
+
 def test_rotation_drains_the_old_file_then_follows_the_new_one(tmp_path: Path) -> None:
     path = tmp_path / "traces.jsonl"
     a, b, c = make_trace("ping", T0), make_trace("help", T0), make_trace("roll", T0)
