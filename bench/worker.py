@@ -162,7 +162,8 @@ async def _warm(n: int, warmup: int) -> dict[str, list[float]]:
 
     import bench.noop_app as noop
     from localdev.functions_host.invoke import host_trace_context, payload, queue_trigger_metadata
-    from localdev.functions_host.worker_channel import AppLocation, WorkerChannel
+    from localdev.functions_host.spawn import AppLocation
+    from localdev.functions_host.worker_channel import WorkerChannel
     from localdev.functions_rpc import protos
 
     logging.disable(logging.WARNING)  # azure.functions warns on the root logger that auth levels need HTTP

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -18,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from localdev.azurite import free_port  # standard library only, as this module must be
 from shared.errors import SettingsError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -56,13 +56,6 @@ class SpawnedWorker:
     process: subprocess.Popen[bytes]
     port: int
     worker_id: str
-
-
-def free_port() -> int:
-    """A loopback port free right now (the host binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def spawn_worker(app: AppLocation, env: Mapping[str, str], port: int | None = None) -> SpawnedWorker:

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from localdev.functions_host.hostconfig import load_host_config
-from localdev.functions_host.worker_channel import AppLocation, IndexedFunction, WorkerChannel, WorkerError
+from localdev.functions_host.spawn import AppLocation
+from localdev.functions_host.worker_channel import IndexedFunction, WorkerChannel, WorkerError
 from localdev.scale_controller.controller import ScaleController
 from localdev.scale_controller.groups import ScaleGroup, index_functions, parse_always_ready, scale_groups, single_group
 from localdev.scale_controller.instances import InstanceSpec

@@ -23,7 +23,7 @@ from command_functions import mc
 from function_runtime import once, rcon
 from function_runtime.context import CommandContext
 from function_runtime.errors import ExternalApiError, UsageError
-from localdev.azurite import Azurite
+from localdev.azurite import Azurite, free_port
 from localdev.rcon_server import HELP_LINES, RconStandIn
 from shared import telemetry
 from shared.envelope import Envelope, Ids
@@ -333,9 +333,3 @@ def test_storage_down_sends_nothing(server: RconStandIn) -> None:
         run(settings_for(server, down), "whitelist add Steve")
     assert isinstance(caught.value.__cause__, AzureError)
     assert server.commands == []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -23,8 +23,9 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from localdev.azurite import Azurite
 from shared.settings import PROJECT_ROOT
-from tests.localdev import sample_app
+from tests.localdev.probe_support import Probe
 
+PROBE_MODULE = "tests.localdev.probe_app"
 READY = re.compile(r"Functions host ready: .*worker pid (\d+)")
 
 
@@ -68,8 +69,8 @@ class HostProcess:
 
 
 @contextmanager
-def host(app: str, azurite: Azurite) -> Iterator[HostProcess]:
-    running = HostProcess(app, {**os.environ, "AzureWebJobsStorage": azurite.connection_string})
+def host(app: str, azurite: Azurite, **env: str) -> Iterator[HostProcess]:
+    running = HostProcess(app, {**os.environ, "AzureWebJobsStorage": azurite.connection_string, **env})
     try:
         yield running
     finally:
@@ -87,30 +88,36 @@ def _gone(pid: int, timeout: float) -> bool:
     return False
 
 
-def test_the_app_runs_in_a_worker_process_under_azure_functions_runtime(azurite: Azurite) -> None:
-    with host("tests.localdev.sample_app:app", azurite) as h:
+def test_the_app_runs_in_a_worker_process_under_azure_functions_runtime(
+        azurite: Azurite, probe: Probe, queue_names: Iterator[str]) -> None:
+    # The probe app on a queue of this test's own: no message left leased for a later test.
+    queue = next(queue_names)
+    with host(PROBE_MODULE, azurite, PROBE_DIR=str(probe.directory), PROBE_QUEUE=queue) as h:
         worker_pid = h.worker_pid()
         assert worker_pid != h.proc.pid
         assert psutil.Process(worker_pid).ppid() == h.proc.pid
-        with QueueClient.from_connection_string(azurite.connection_string, sample_app.SYNC_QUEUE,
+        with QueueClient.from_connection_string(azurite.connection_string, queue,
                                                 message_encode_policy=TextBase64EncodePolicy()) as q:
-            q.clear_messages()
-            q.send_message("dump me")
-        h.wait_for("sample started: sync dump me")
+            q.send_message("block")
+        deadline = time.monotonic() + 30
+        while not probe.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert probe.calls, h.output
         os.kill(worker_pid, signal.SIGUSR1)  # faulthandler: every thread's stack, to the host's output
-        dump = h.wait_for(r"(?s)Thread 0x.*?sample_app\.py.*?\n\n", timeout=10).group(0)
-        # The sample's frame (innermost first) is called from the library's sync runner.
-        thread = next(block for block in dump.split("\n\n") if "sample_app.py" in block)
+        dump = h.wait_for(r"(?s)Thread 0x.*?probe_app\.py.*?\n\n", timeout=10).group(0)
+        # The probe's frame (innermost first) is called from the library's sync runner.
+        thread = next(block for block in dump.split("\n\n") if "probe_app.py" in block)
         frames = [line for line in thread.splitlines() if line.strip().startswith("File")]
-        ours = next(i for i, f in enumerate(frames) if "sample_app.py" in f)
+        ours = next(i for i, f in enumerate(frames) if "probe_app.py" in f)
         assert any("azure_functions_runtime" in f for f in frames[ours + 1:]), thread
+        probe.release()
         h.proc.send_signal(signal.SIGTERM)
         assert h.proc.wait(timeout=20) == 0, h.output
         assert _gone(worker_pid, 5), "the worker outlived its host"
 
 
-def test_a_killed_host_leaves_no_worker_behind(azurite: Azurite) -> None:
-    with host("tests.localdev.sample_app:app", azurite) as h:
+def test_a_killed_host_leaves_no_worker_behind(azurite: Azurite, probe: Probe, queue_names: Iterator[str]) -> None:
+    with host(PROBE_MODULE, azurite, PROBE_DIR=str(probe.directory), PROBE_QUEUE=next(queue_names)) as h:
         worker_pid = h.worker_pid()
         h.proc.kill()  # no SIGTERM handling, no WorkerTerminate: only the broken stream tells the worker
         h.proc.wait()
